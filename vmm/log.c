@@ -1,0 +1,48 @@
+/* The log level is the one piece of process-wide state: it is configuration
+ * of the process (from -v/-q), not state of any VM, so two VMs in one
+ * process share it harmlessly. */
+#include "vmm/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static enum log_level log_level = LOG_WARN;
+
+void log_set_level(enum log_level level)
+{
+	log_level = level;
+}
+
+enum log_level log_get_level(void)
+{
+	return log_level;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	static const char *const prefix[] = {
+		[LOG_ERR] = "", [LOG_WARN] = "warning: ",
+		[LOG_INFO] = "", [LOG_DEBUG] = "debug: ",
+	};
+	char line[1024];
+	va_list ap;
+	int n;
+
+	if (level > log_level)
+		return;
+	n = snprintf(line, sizeof(line), "vmm: %s", prefix[level]);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	n = (int)strlen(line);
+	/* The console may be a raw-mode terminal: end lines with CR LF there. */
+	if (isatty(STDERR_FILENO))
+		line[n++] = '\r';
+	line[n++] = '\n';
+	/* One write per line so lines from several threads never interleave. */
+	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+		/* Nothing sensible to do if stderr is gone. */
+	}
+}

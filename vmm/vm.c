@@ -1,0 +1,394 @@
+/* Creating a VM, and the run-control protocol with its vCPU threads.
+ *
+ * Pause: the requester sets pause_req under the lock, kicks every vCPU and
+ * waits until nparked + nexited == ncpus. A vCPU thread checks the flags
+ * after each return from KVM_RUN (vm_vcpu_should_park) and parks on the
+ * condition variable until pause_req clears or stop_req is set. Stop sets
+ * stop_req, kicks, and joins. */
+#include "vmm/vm.h"
+#include "devices/i8042.h"
+#include "devices/serial.h"
+#include "vmm/cpuid.h"
+#include "vmm/irq.h"
+#include "vmm/layout.h"
+#include "vmm/log.h"
+#include "vmm/vcpu.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#define VM_COM1_PORT 0x3f8
+#define VM_COM1_IRQ  4
+#define VM_TSS_ADDR  0xfffbd000UL
+
+static int vm_check_extension(struct vm *vm, long cap)
+{
+	int r = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, cap);
+
+	return r < 0 ? 0 : r;
+}
+
+static int vm_open_kvm(struct vm *vm)
+{
+	int version, err;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		err = -errno;
+		log_err("cannot open /dev/kvm: %s (%s)", strerror(-err),
+			err == -ENOENT ? "is KVM enabled and its module loaded?" :
+			err == -EACCES ? "is this user in the kvm group?" : "KVM unusable");
+		return err;
+	}
+	version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (version != KVM_API_VERSION) {
+		log_err("/dev/kvm speaks API version %d; vmm needs %d", version, KVM_API_VERSION);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+static int vm_check_limits(struct vm *vm, const struct vm_config *cfg)
+{
+	int max_vcpus = vm_check_extension(vm, KVM_CAP_MAX_VCPUS);
+	struct sysinfo si;
+
+	if (max_vcpus <= 0)
+		max_vcpus = vm_check_extension(vm, KVM_CAP_NR_VCPUS);
+	if (max_vcpus <= 0)
+		max_vcpus = 4;  /* KVM's documented default */
+	if (max_vcpus > 255)
+		max_vcpus = 255;  /* xAPIC ids, as the boot contract gives them */
+	if (cfg->ncpus == 0 || cfg->ncpus > (unsigned int)max_vcpus) {
+		log_err("--cpus %u is out of range: this host's KVM allows 1 to %d",
+			cfg->ncpus, max_vcpus);
+		return -EINVAL;
+	}
+	if (sysinfo(&si) == 0) {
+		uint64_t host = (uint64_t)si.totalram * si.mem_unit;
+
+		if (cfg->mem_size > host) {
+			log_err("--mem %llu MiB is more than this host's %llu MiB of RAM",
+				(unsigned long long)(cfg->mem_size >> 20),
+				(unsigned long long)(host >> 20));
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int vm_setup_memory(struct vm *vm)
+{
+	int err = guest_mem_create(&vm->mem, vm->cfg.mem_size);
+
+	if (err) {
+		log_err("cannot allocate %llu MiB of guest RAM: %s",
+			(unsigned long long)(vm->cfg.mem_size >> 20), strerror(-err));
+		return err;
+	}
+	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
+		const struct guest_mem_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = i,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uint64_t)(uintptr_t)(vm->mem.host + r->offset),
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+			err = -errno;
+			log_err("KVM_SET_USER_MEMORY_REGION slot %u (0x%llx, %llu MiB): %s", i,
+				(unsigned long long)r->gpa, (unsigned long long)(r->size >> 20),
+				strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void vm_set_irq(void *opaque, unsigned int gsi, bool level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+
+	if (vm->irqchip)
+		ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
+}
+
+static void vm_guest_reset(void *opaque)
+{
+	vm_request_exit(opaque, VM_EXIT_OK, "guest reset");
+}
+
+static int vm_setup_irqchip(struct vm *vm)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+
+	/* Needed on Intel VMX before the first KVM_RUN; harmless elsewhere. */
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, VM_TSS_ADDR) < 0)
+		log_debug("KVM_SET_TSS_ADDR: %s", strerror(errno));
+	if (vm_check_extension(vm, KVM_CAP_IRQCHIP)) {
+		if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+			log_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+			return -errno;
+		}
+		vm->irqchip = true;
+	} else {
+		log_warn("this KVM has no in-kernel irqchip: guest interrupts will not be delivered");
+	}
+	if (vm->irqchip && vm_check_extension(vm, KVM_CAP_PIT2) &&
+	    ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		log_warn("KVM_CREATE_PIT2: %s: the guest has no PIT", strerror(errno));
+	return 0;
+}
+
+static int vm_setup_devices(struct vm *vm)
+{
+	struct irq_line com1 = { .set = vm_set_irq, .opaque = vm, .gsi = VM_COM1_IRQ };
+	int err;
+
+	err = serial_create(&vm->pio, VM_COM1_PORT, &com1, vm->console_out, &vm->serial);
+	if (!err)
+		err = i8042_create(&vm->pio, vm_guest_reset, vm, &vm->i8042);
+	if (err)
+		log_err("cannot create the legacy devices: %s", strerror(-err));
+	return err;
+}
+
+static int vm_setup_vcpus(struct vm *vm)
+{
+	int size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	int err;
+
+	if (size < (int)sizeof(struct kvm_run)) {
+		log_err("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+		return -EINVAL;
+	}
+	vm->run_size = (size_t)size;
+	err = cpuid_get_supported(vm->kvm_fd, &vm->cpuid);
+	if (err) {
+		log_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(-err));
+		return err;
+	}
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		err = vcpu_create(vm, i, &vm->vcpus[i]);
+		if (err)
+			return err;
+		err = vcpu_set_boot_state(&vm->vcpus[i], vm->boot.entry, vm->boot.zero_page,
+					  vm->boot.start_all_vcpus);
+		if (err) {
+			log_err("vCPU %u: setting the boot state: %s", i, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+int vm_create(const struct vm_config *cfg, int console_out, struct vm **out)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	int err;
+
+	if (!vm)
+		return -ENOMEM;
+	vm->cfg = *cfg;
+	vm->kvm_fd = vm->vm_fd = vm->exit_efd = -1;
+	vm->mem.memfd = -1;
+	vm->console_out = console_out;
+	vm->ncpus = cfg->ncpus;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+	*out = vm;
+
+	vm->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->exit_efd < 0)
+		return -errno;
+	err = vm_open_kvm(vm);
+	if (err)
+		return err;
+	err = vm_check_limits(vm, cfg);
+	if (err)
+		return err;
+	vm->vcpus = calloc(cfg->ncpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < cfg->ncpus; i++)
+		vm->vcpus[i].fd = -1;
+	do
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	while (vm->vm_fd < 0 && errno == EINTR);
+	if (vm->vm_fd < 0) {
+		err = -errno;
+		log_err("KVM_CREATE_VM: %s", strerror(-err));
+		return err;
+	}
+	err = vm_setup_irqchip(vm);
+	if (!err)
+		err = vm_setup_memory(vm);
+	if (!err)
+		err = boot_load_kernel(&vm->mem, cfg->kernel, cfg->cmdline ? cfg->cmdline : "",
+				       &vm->boot);
+	if (!err)
+		err = vm_setup_devices(vm);
+	if (!err)
+		err = vm_setup_vcpus(vm);
+	return err;
+}
+
+int vm_start(struct vm *vm)
+{
+	vcpu_install_kick_signal();
+	vm->started = true;
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		int err = vcpu_start(&vm->vcpus[i]);
+
+		if (err) {
+			log_err("cannot start the thread of vCPU %u: %s", i, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void vm_kick_all(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->ncpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+}
+
+bool vm_vcpu_should_park(struct vm *vm)
+{
+	return __atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE) ||
+	       __atomic_load_n(&vm->stop_req, __ATOMIC_ACQUIRE);
+}
+
+void vm_vcpu_park(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stop_req) {
+		pthread_mutex_unlock(&vm->lock);
+		return;
+	}
+	vm->nparked++;
+	pthread_cond_broadcast(&vm->cond);
+	while (vm->pause_req && !vm->stop_req)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	vm->nparked--;
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_vcpu_exited(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->nexited++;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+int vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stop_req) {
+		pthread_mutex_unlock(&vm->lock);
+		return -ESHUTDOWN;
+	}
+	__atomic_store_n(&vm->pause_req, true, __ATOMIC_RELEASE);
+	vm_kick_all(vm);
+	while (vm->nparked + vm->nexited < vm->ncpus)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	vm->paused = true;
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	__atomic_store_n(&vm->pause_req, false, __ATOMIC_RELEASE);
+	vm->paused = false;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	bool paused;
+
+	pthread_mutex_lock(&vm->lock);
+	paused = vm->paused;
+	pthread_mutex_unlock(&vm->lock);
+	return paused;
+}
+
+void vm_request_exit(struct vm *vm, int code, const char *fmt, ...)
+{
+	uint64_t one = 1;
+	va_list ap;
+
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->exit_set) {
+		vm->exit_set = true;
+		vm->exit_code = code;
+		va_start(ap, fmt);
+		vsnprintf(vm->exit_msg, sizeof(vm->exit_msg), fmt, ap);
+		va_end(ap);
+	}
+	__atomic_store_n(&vm->stop_req, true, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	vm_kick_all(vm);
+	if (write(vm->exit_efd, &one, sizeof(one)) < 0) {
+		/* The counter cannot overflow with one write per request. */
+	}
+}
+
+void vm_stop(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	__atomic_store_n(&vm->stop_req, true, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	vm_kick_all(vm);
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		if (vm->vcpus[i].thread_started) {
+			pthread_join(vm->vcpus[i].thread, NULL);
+			vm->vcpus[i].thread_started = false;
+		}
+	}
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	vm_stop(vm);
+	for (unsigned int i = 0; vm->vcpus && i < vm->ncpus; i++)
+		if (vm->vcpus[i].fd >= 0)
+			vcpu_destroy(&vm->vcpus[i]);
+	serial_destroy(vm->serial);
+	i8042_destroy(vm->i8042);
+	guest_mem_destroy(&vm->mem);
+	free(vm->cpuid);
+	free(vm->vcpus);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	if (vm->exit_efd >= 0)
+		close(vm->exit_efd);
+	pthread_cond_destroy(&vm->cond);
+	pthread_mutex_destroy(&vm->lock);
+	free(vm);
+}

@@ -1,0 +1,93 @@
+/* A VM: KVM handles, guest RAM, buses, devices, vCPU threads, and the run
+ * control (pause, resume, stop) every other part uses. Everything hangs off
+ * struct vm; two VMs in one process work. */
+#ifndef VMM_VM_H
+#define VMM_VM_H
+
+#include "vmm/boot/boot.h"
+#include "vmm/bus.h"
+#include "vmm/memory.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum vm_console { VM_CONSOLE_STDIO, VM_CONSOLE_NONE, VM_CONSOLE_FILE };
+
+struct vm_config {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	uint64_t mem_size;
+	unsigned int ncpus;
+	const char *api_sock;
+	enum vm_console console;
+	const char *console_path;
+};
+
+/* vmm's exit codes (docs/cli.md). */
+enum vm_exit {
+	VM_EXIT_OK = 0,           /* the guest reset or powered off, or `stop` */
+	VM_EXIT_ERROR = 1,        /* vmm could not set up or keep running the VM */
+	VM_EXIT_USAGE = 2,        /* bad command line */
+	VM_EXIT_GUEST_CRASH = 3,  /* triple fault, emulation failure, ... */
+};
+
+struct vcpu;
+struct serial;
+struct i8042;
+
+struct vm {
+	struct vm_config cfg;
+	int kvm_fd;
+	int vm_fd;
+	size_t run_size;
+	struct guest_mem mem;
+	struct boot_info boot;
+	struct kvm_cpuid2 *cpuid;
+	uint32_t tsc_khz;
+	bool irqchip;
+	unsigned int ncpus;
+	struct vcpu *vcpus;
+	struct bus pio;
+	struct bus mmio;
+	struct serial *serial;
+	struct i8042 *i8042;
+	int console_out;          /* fd the guest console writes to, or -1 */
+
+	/* Run control; see vm.c for the protocol with the vCPU threads. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool pause_req;
+	bool stop_req;
+	bool paused;
+	unsigned int nparked;
+	unsigned int nexited;
+	bool started;
+
+	/* Why and how vmm ends: the first request wins. */
+	int exit_efd;             /* eventfd, readable once an exit is requested */
+	bool exit_set;
+	int exit_code;
+	char exit_msg[256];
+};
+
+int vm_create(const struct vm_config *cfg, int console_out, struct vm **out);
+int vm_start(struct vm *vm);
+/* Park every vCPU outside KVM_RUN; returns once all are parked. Idempotent. */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+bool vm_is_paused(struct vm *vm);
+/* Ask vmm to end with code; the first request wins. Callable from any thread. */
+void vm_request_exit(struct vm *vm, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Stop and join all vCPU threads. */
+void vm_stop(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+/* Internal to the vCPU threads. */
+bool vm_vcpu_should_park(struct vm *vm);
+void vm_vcpu_park(struct vm *vm);
+void vm_vcpu_exited(struct vm *vm);
+
+#endif
