@@ -153,26 +153,13 @@ static size_t json_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 /* Encode a code point (not a surrogate, <= U+10FFFF); returns bytes written. */
 static size_t json_utf8_encode(uint32_t cp, char *o)
 {
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		o[0] = (char)(0xc0 | (cp >> 6));
-		o[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		o[0] = (char)(0xe0 | (cp >> 12));
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		o[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	o[0] = (char)(0xf0 | (cp >> 18));
-	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	o[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
+	static const unsigned char lead[] = { 0, 0, 0xc0, 0xe0, 0xf0 };
+	size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4, i;
+
+	for (i = n - 1; i > 0; i--, cp >>= 6)
+		o[i] = (char)(0x80 | (cp & 0x3f));
+	o[0] = (char)(lead[n] | cp);
+	return n;
 }
 
 static int json_fail(struct json_parser *ps, const char *at, int err, const char *msg)
@@ -651,25 +638,31 @@ const struct json_value *json_object_get(const struct json_value *obj, const cha
 	return NULL;
 }
 
+static const struct json_member *json_member_at(const struct json_value *v,
+						 enum json_type type, size_t i)
+{
+	return v && v->type == type && i < v->u.c.n ? &v->u.c.m[i] : NULL;
+}
+
 const struct json_value *json_array_at(const struct json_value *arr, size_t i)
 {
-	if (!arr || arr->type != JSON_ARRAY || i >= arr->u.c.n)
-		return NULL;
-	return arr->u.c.m[i].val;
+	const struct json_member *m = json_member_at(arr, JSON_ARRAY, i);
+
+	return m ? m->val : NULL;
 }
 
 const char *json_object_key_at(const struct json_value *obj, size_t i)
 {
-	if (!obj || obj->type != JSON_OBJECT || i >= obj->u.c.n)
-		return NULL;
-	return obj->u.c.m[i].key;
+	const struct json_member *m = json_member_at(obj, JSON_OBJECT, i);
+
+	return m ? m->key : NULL;
 }
 
 const struct json_value *json_object_value_at(const struct json_value *obj, size_t i)
 {
-	if (!obj || obj->type != JSON_OBJECT || i >= obj->u.c.n)
-		return NULL;
-	return obj->u.c.m[i].val;
+	const struct json_member *m = json_member_at(obj, JSON_OBJECT, i);
+
+	return m ? m->val : NULL;
 }
 
 const char *json_get_string(const struct json_value *v)
@@ -863,7 +856,8 @@ void json_write_array_end(struct json_writer *w) { json_writer_close(w, false); 
  * each invalid byte replaced by U+FFFD. */
 static void json_writer_put_string(struct json_writer *w, const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
+	static const char hex[] = "0123456789abcdef", from[] = "\"\\\b\f\n\r\t",
+			  to[] = "\"\\bfnrt";
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = strlen(s), i = 0, run, len;
 	uint32_t cp;
@@ -872,6 +866,7 @@ static void json_writer_put_string(struct json_writer *w, const char *s)
 	while (i < n && !w->err) {
 		unsigned char c = p[i];
 		char esc[6] = { '\\', 'u', '0', '0' };
+		const char *hit;
 
 		for (run = i; run < n && p[run] >= 0x20 && p[run] < 0x80 &&
 			      p[run] != '"' && p[run] != '\\'; run++)
@@ -890,19 +885,14 @@ static void json_writer_put_string(struct json_writer *w, const char *s)
 			i += len ? len : 1;
 			continue;
 		}
-		switch (c) {
-		case '"': json_writer_put(w, "\\\"", 2); break;
-		case '\\': json_writer_put(w, "\\\\", 2); break;
-		case '\b': json_writer_put(w, "\\b", 2); break;
-		case '\f': json_writer_put(w, "\\f", 2); break;
-		case '\n': json_writer_put(w, "\\n", 2); break;
-		case '\r': json_writer_put(w, "\\r", 2); break;
-		case '\t': json_writer_put(w, "\\t", 2); break;
-		default:
+		hit = strchr(from, c);	/* c != 0: s is NUL-terminated */
+		if (hit) {
+			esc[1] = to[hit - from];
+			json_writer_put(w, esc, 2);
+		} else {
 			esc[4] = hex[c >> 4];
 			esc[5] = hex[c & 15];
 			json_writer_put(w, esc, sizeof(esc));
-			break;
 		}
 		i++;
 	}

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define JSON_MAX_DEPTH 32		/* open arrays/objects at once */
-#define JSON_MAX_VALUES 4096		/* values of all types per document */
+#define JSON_MAX_VALUES 4096		/* values of all types per document (keys are not values) */
 #define JSON_MAX_TEXT (1u << 20)	/* bytes of input per document */
 #define JSON_MAX_NUMBER 512		/* characters of one number literal */
 #define JSON_WRITER_MAX_DEPTH 64

@@ -204,7 +204,6 @@ int vm_create(const struct vm_config *cfg, int console_out, struct vm **out)
 	vm->kvm_fd = vm->vm_fd = vm->exit_efd = -1;
 	vm->mem.memfd = -1;
 	vm->console_out = console_out;
-	vm->ncpus = cfg->ncpus;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	bus_init(&vm->pio, "pio");
@@ -223,6 +222,7 @@ int vm_create(const struct vm_config *cfg, int console_out, struct vm **out)
 	vm->vcpus = calloc(cfg->ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
 		return -ENOMEM;
+	vm->ncpus = cfg->ncpus;  /* only now: every loop over vcpus trusts ncpus */
 	for (unsigned int i = 0; i < cfg->ncpus; i++)
 		vm->vcpus[i].fd = -1;
 	do
