@@ -65,6 +65,11 @@ bool json_get_double(const struct json_value *v, double *out);
  * their doubles are equal and, if both are integral, their integers are. */
 bool json_equal(const struct json_value *a, const struct json_value *b);
 
+/* Length of the valid UTF-8 sequence at s[0..n) (n >= 1) and its code point
+ * in *cp, or 0 if invalid (overlong, surrogate, above U+10FFFF, truncated).
+ * Shared by the parser and the writer. */
+size_t json_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+
 /* A writer building one line of JSON into a growing buffer.  The first error
  * sticks in err (-ENOMEM, -E2BIG past JSON_WRITER_MAX_TEXT or
  * JSON_WRITER_MAX_DEPTH, -EINVAL for misuse such as a value without a key

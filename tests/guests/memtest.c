@@ -166,7 +166,7 @@ static void memtest_run(struct memtest_cpu *mc)
 	uint64_t end_ns = mt.t0_ns + mt.secs * 1000000000ull;
 	/* Pacing in picoseconds per page: rate MiB/s = rate * 256 pages/s. */
 	uint64_t cost_ps = mt.rate ? 1000000000000ull / (mt.rate * 256) : 0;
-	uint64_t next_ps = 0;
+	uint64_t next_ps = kit_now_ns() * 1000;
 
 	for (;;) {
 		uint64_t now = kit_now_ns(), now_ps = now * 1000;
