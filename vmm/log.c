@@ -1,14 +1,28 @@
-/* The log level is the one piece of process-wide state: it is configuration
- * of the process (from -v/-q), not state of any VM, so two VMs in one
- * process share it harmlessly. */
+/* The log level and start time are the process-wide state here: they are
+ * configuration of the process (from -v/-q), not state of any VM, so two
+ * VMs in one process share them harmlessly. */
 #include "vmm/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static enum log_level log_level = LOG_WARN;
+
+static struct timespec log_start;
+
+void log_mark_start(void)
+{
+	clock_gettime(CLOCK_MONOTONIC, &log_start);
+}
+
+static double log_since_start_ms(const struct timespec *now)
+{
+	return (double)(now->tv_sec - log_start.tv_sec) * 1000.0 +
+	       (double)(now->tv_nsec - log_start.tv_nsec) / 1e6;
+}
 
 void log_set_level(enum log_level level)
 {
@@ -32,7 +46,17 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 	if (level > log_level)
 		return;
-	n = snprintf(line, sizeof(line), "vmm: %s", prefix[level]);
+	if (level == LOG_DEBUG) {
+		/* Debug lines carry the time since main() began, for finding
+		 * where start-up time goes. */
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		n = snprintf(line, sizeof(line), "vmm: [%8.3f ms] ",
+			     log_since_start_ms(&now));
+	} else {
+		n = snprintf(line, sizeof(line), "vmm: %s", prefix[level]);
+	}
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);

@@ -217,6 +217,7 @@ int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
+	log_mark_start();
 	if (!cmd) {
 		usage(stderr);
 		return VM_EXIT_USAGE;

@@ -232,6 +232,7 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
 	pthread_setname_np(pthread_self(), name);
+	log_debug("vCPU %u: first KVM_RUN", vcpu->index);
 	for (;;) {
 		if (vm_vcpu_should_park(vm)) {
 			vm_vcpu_park(vm);
