@@ -53,7 +53,7 @@ static void hello_wait_all(unsigned int ncpu)
 }
 
 /* Heartbeat forever; deadlines restart from "now" so a TSC jump (restore)
- * does not cause a burst of ticks. */
+ * causes neither a burst of ticks nor a stall. */
 static void hello_tick_forever(void)
 {
 	uint64_t next = kit_now_ns() + HELLO_TICK_NS;
@@ -61,8 +61,11 @@ static void hello_tick_forever(void)
 	for (uint64_t k = 1;; k++) {
 		uint64_t now;
 
-		while ((now = kit_now_ns()) < next)
+		while ((now = kit_now_ns()) < next) {
+			if (next > now + HELLO_TICK_NS)	/* TSC went backwards */
+				next = now;
 			kit_cpu_relax();
+		}
 		kit_printf("tick %llu\n", (unsigned long long)k);
 		next += HELLO_TICK_NS;
 		if (next <= now)

@@ -8,8 +8,8 @@
  * then walks them in a stride pattern: verify against gens[p], bump, rewrite,
  * paced to mem.rate MiB/s, with a heartbeat line every mem.hb_ms. After
  * mem.secs every owner verifies all its pages once more and the boot vCPU
- * prints the verdict. The TSC may jump forward (restore): deadlines restart
- * from "now" instead of catching up. */
+ * prints the verdict. The TSC may jump (restore): deadlines restart from
+ * "now" instead of catching up (forward) or stalling (backward). */
 #include "kit.h"
 
 #define PAGE_SIZE	4096
@@ -90,11 +90,13 @@ static void memtest_heartbeat(struct memtest_cpu *mc, uint64_t now)
 {
 	uint64_t hb_ns = mt.hb_ms * 1000000;
 
+	if (mc->hb_next_ns > now + hb_ns)	/* TSC went backwards */
+		mc->hb_next_ns = now;
 	if (now < mc->hb_next_ns)
 		return;
 	kit_printf("HB cpu=%u seq=%llu t_ms=%llu rewrites=%llu verified=%llu errors=%llu\n",
 		   mc->cpu, (unsigned long long)++mc->hb_seq,
-		   (unsigned long long)((now - mt.t0_ns) / 1000000),
+		   (unsigned long long)(now > mt.t0_ns ? (now - mt.t0_ns) / 1000000 : 0),
 		   (unsigned long long)mc->rewrites,
 		   (unsigned long long)mc->verified,
 		   (unsigned long long)mc->errors);
@@ -176,6 +178,8 @@ static void memtest_run(struct memtest_cpu *mc)
 		if (mt.secs && now >= end_ns)
 			return;
 		if (cost_ps) {
+			if (next_ps > now_ps + BURST_NS * 1000)	/* TSC went back */
+				next_ps = now_ps;
 			if (now_ps < next_ps) {
 				kit_cpu_relax();
 				continue;

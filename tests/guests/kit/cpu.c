@@ -57,10 +57,12 @@ uint64_t kit_tsc_khz(void)
 	return cpu_tsc_khz;
 }
 
-/* Two 64-bit divisions instead of a 128-bit product: no libgcc needed. */
+/* Two 64-bit divisions instead of a 128-bit product: no libgcc needed.
+ * A TSC below the boot value (restored elsewhere without IA32_TSC) reads 0. */
 uint64_t kit_now_ns(void)
 {
-	uint64_t khz = kit_tsc_khz(), t = kit_rdtsc() - cpu_tsc0;
+	uint64_t khz = kit_tsc_khz(), tsc = kit_rdtsc();
+	uint64_t t = tsc > cpu_tsc0 ? tsc - cpu_tsc0 : 0;
 
 	return t / khz * 1000000 + t % khz * 1000000 / khz;
 }
@@ -115,14 +117,17 @@ void kit_die(void)
 }
 
 /* vmm ends at the i8042 reset; QEMU microvm has no i8042 and ends at its
- * isa-debug-exit device. Each step gets ~50 ms to take effect, so a VMM that
- * stops the vCPU a little later still sees a clean exit. */
+ * isa-debug-exit device (vmm ignores that port). A VMM stops the vCPU from
+ * another thread, which may take a while on a loaded host, so wait up to
+ * KIT_EXIT_GRACE_NS before the triple fault that ends any VMM. */
+#define KIT_EXIT_GRACE_NS	5000000000ull
+
 void kit_exit(void)
 {
 	kit_outb(I8042_CMD, I8042_RESET);
-	kit_delay_ns(50000000);
 	kit_outb(QEMU_DEBUG_EXIT, 0);
-	kit_delay_ns(50000000);
+	kit_delay_ns(KIT_EXIT_GRACE_NS);
+	kit_puts("kit: still running 5 s after the i8042 reset; triple-faulting\n");
 	kit_die();
 }
 

@@ -2,10 +2,11 @@
  * per-vCPU TSSes, the IDT and the exception handler.
  *
  * Every vCPU enters kit_entry64 at once (RDI = vCPU index, RSI = boot_params
- * or 0). Ring 0 is emulated on PVM hosts, so the path to ring 3 is ~20
- * instructions: all tables below are built at assembly time (see layout.h),
- * each vCPU only picks its stacks, loads GDT/IDT/TR and irets to ring 3 with
- * IOPL=3, where kit_start() (C) runs natively with in/out still allowed. */
+ * or 0). Ring 0 is emulated on PVM hosts, so the path to ring 3 is ~40
+ * instructions (half of them for CPUID): all tables below are built at
+ * assembly time (see layout.h); each vCPU only picks its stacks, loads
+ * GDT/IDT/TR, reads CPUID and irets to ring 3 with IOPL=3, where kit_start()
+ * (C) runs natively with in/out still allowed. */
 #include "layout.h"
 
 #define FIXED(off)	(KIT_FIXED_BASE + (off))

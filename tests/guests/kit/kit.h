@@ -5,7 +5,7 @@
  * Model: every vCPU enters at once; the kit drops each to ring 3 with IOPL=3
  * (ring 0 is emulated on PVM hosts, ring 3 runs natively) and calls the
  * guest's kit_main() on every vCPU. Ring 3 may use in/out and pause, but not
- * hlt or cli. kit_main returning ends the VM (boot vCPU) or parks the vCPU. */
+ * hlt, cli or int n. kit_main returning ends the VM (boot vCPU) or parks the vCPU. */
 #ifndef KIT_H
 #define KIT_H
 
