@@ -11,7 +11,7 @@
 
 int cpuid_get_supported(int kvm_fd, struct kvm_cpuid2 **out)
 {
-	for (unsigned int n = 64; n <= CPUID_MAX_ENTRIES; n *= 2) {
+	for (unsigned int n = 256; n <= CPUID_MAX_ENTRIES; n *= 2) {
 		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
 
 		if (!c)

@@ -126,7 +126,9 @@ static int cmd_run(int argc, char **argv)
 	} else if (loop_run(ctx.loop) < 0) {
 		vm_request_exit(ctx.vm, VM_EXIT_ERROR, "event loop failed: %s", strerror(errno));
 	}
+	log_debug("exit requested: %s", ctx.vm->exit_msg);
 	vm_stop(ctx.vm);
+	log_debug("vCPU threads joined");
 	code = ctx.vm->exit_code;
 	/* Restore the terminal before the last message, so it prints cleanly. */
 	console_close(&console);
@@ -141,6 +143,7 @@ out:
 	loop_destroy(ctx.loop);
 	if (sfd >= 0)
 		close(sfd);
+	log_debug("VM destroyed");
 	return code;
 }
 

@@ -109,17 +109,9 @@ static int vm_add_memslots(struct vm *vm)
 	return 0;
 }
 
-static void *vm_memslot_thread(void *arg)
-{
-	struct vm *vm = arg;
-
-	vm->memslot_err = vm_add_memslots(vm);
-	return NULL;
-}
-
-/* The first memslot of a VM costs KVM 5-7 ms on PVM hosts whatever its size
- * (the others ~30 us): register the slots on a helper thread while the main
- * thread loads the kernel and creates the vCPUs, which need no slot. */
+/* Before the irqchip: on PVM hosts the first memslot of a VM that already
+ * has an in-kernel irqchip waits 5-11 ms in KVM (an SRCU grace period);
+ * registered first, it takes ~0.2 ms. See docs/pvm-host.md. */
 static int vm_setup_memory(struct vm *vm)
 {
 	int err = guest_mem_create(&vm->mem, vm->cfg.mem_size);
@@ -129,20 +121,7 @@ static int vm_setup_memory(struct vm *vm)
 			(unsigned long long)(vm->cfg.mem_size >> 20), strerror(-err));
 		return err;
 	}
-	err = pthread_create(&vm->memslot_thread, NULL, vm_memslot_thread, vm);
-	if (err)
-		return vm_add_memslots(vm);
-	vm->memslot_thread_started = true;
-	return 0;
-}
-
-static int vm_join_memslots(struct vm *vm)
-{
-	if (!vm->memslot_thread_started)
-		return 0;
-	pthread_join(vm->memslot_thread, NULL);
-	vm->memslot_thread_started = false;
-	return vm->memslot_err;
+	return vm_add_memslots(vm);
 }
 
 static void vm_set_irq(void *opaque, unsigned int gsi, bool level)
@@ -209,6 +188,7 @@ static int vm_setup_vcpus(struct vm *vm)
 		log_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(-err));
 		return err;
 	}
+	log_debug("supported CPUID read: %u entries", vm->cpuid->nent);
 	for (unsigned int i = 0; i < vm->ncpus; i++) {
 		err = vcpu_create(vm, i, &vm->vcpus[i]);
 		if (err)
@@ -264,13 +244,14 @@ int vm_create(const struct vm_config *cfg, int console_out, struct vm **out)
 		return err;
 	}
 	log_debug("VM created");
+	err = vm_setup_memory(vm);
+	if (err)
+		return err;
+	log_debug("guest RAM registered: %llu MiB", (unsigned long long)(cfg->mem_size >> 20));
 	err = vm_setup_irqchip(vm);
 	if (err)
 		return err;
 	log_debug("irqchip and PIT created");
-	err = vm_setup_memory(vm);
-	if (err)
-		return err;
 	err = boot_load_kernel(&vm->mem, cfg->kernel, cfg->cmdline ? cfg->cmdline : "",
 			       &vm->boot);
 	if (err)
@@ -282,10 +263,6 @@ int vm_create(const struct vm_config *cfg, int console_out, struct vm **out)
 		err = vm_setup_vcpus(vm);
 	if (!err)
 		log_debug("%u vCPU(s) created", vm->ncpus);
-	if (vm_join_memslots(vm) && !err)
-		err = -EFAULT;
-	if (!err)
-		log_debug("guest RAM registered: %llu MiB", (unsigned long long)(cfg->mem_size >> 20));
 	return err;
 }
 
@@ -416,7 +393,6 @@ void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
-	vm_join_memslots(vm);
 	vm_stop(vm);
 	for (unsigned int i = 0; vm->vcpus && i < vm->ncpus; i++)
 		if (vm->vcpus[i].fd >= 0)

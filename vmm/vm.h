@@ -43,9 +43,6 @@ struct vm {
 	int vm_fd;
 	size_t run_size;
 	struct guest_mem mem;
-	pthread_t memslot_thread;    /* registers the memslots during start-up */
-	bool memslot_thread_started;
-	int memslot_err;
 	struct boot_info boot;
 	struct kvm_cpuid2 *cpuid;
 	uint32_t tsc_khz;
