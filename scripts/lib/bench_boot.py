@@ -48,13 +48,14 @@ def status_kib(pid, field):
 
 
 def one_run(cmd):
-    """Start cmd; return (ms to first line, ms to exit, own RSS KiB, peak RSS KiB).
+    """Start cmd; return (ms to first line, ms to exit, own RSS KiB, peak RSS KiB
+    (VmHWM at the first line, guest RAM the guest touched included)).
     Own RSS = RssAnon + RssFile sampled at the first line: guest RAM is a memfd
     (RssShmem) in both VMMs, so it is left out."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL)
-    buf, first, own = b"", None, None
+    buf, first, own, hwm = b"", None, None, None
     fd = p.stdout.fileno()
     deadline = t0 + 60
     while first is None:
@@ -70,12 +71,15 @@ def one_run(cmd):
             first = time.perf_counter()
             anon, fil = status_kib(p.pid, "RssAnon"), status_kib(p.pid, "RssFile")
             own = anon + fil if anon is not None and fil is not None else None
+            # VmHWM, not wait4's ru_maxrss: the latter also counts the forked
+            # Python interpreter before exec.
+            hwm = status_kib(p.pid, "VmHWM")
     while os.read(fd, 65536):
         pass
-    _, status, ru = os.wait4(p.pid, 0)
+    _, status, _ = os.wait4(p.pid, 0)
     end = time.perf_counter()
     p.returncode = os.waitstatus_to_exitcode(status)
-    return (first - t0) * 1000, (end - t0) * 1000, own, ru.ru_maxrss
+    return (first - t0) * 1000, (end - t0) * 1000, own, hwm
 
 
 def measure(name, cmd, runs):
@@ -142,10 +146,10 @@ def main():
     host = "%s, %d CPUs, kernel %s, %s, KVM %s" % (
         platform.node(), os.cpu_count(), platform.release(), qemu_version(),
         "PVM (software)" if os.path.exists("/sys/module/kvm_pvm") else "hardware")
-    note = ("\nMeasured %s on %s. Medians; guest `hello` with %s RAM, 1 vCPU; "
+    note = ("\nMeasured %s on %s by `./scripts/bench-boot --runs %d`. Medians; guest `hello` with %s RAM, 1 vCPU; "
             "own RSS = RssAnon + RssFile at the first line (guest RAM, a memfd in both, "
-            "left out); peak RSS = ru_maxrss. Raw runs: `%s`.\n" % (
-                time.strftime("%Y-%m-%d"), host, MEM, CSV_PATH))
+            "left out); peak RSS = VmHWM at the first line, touched guest RAM included. Raw runs: `%s`.\n" % (
+                time.strftime("%Y-%m-%d"), host, args.runs, MEM, CSV_PATH))
     print(table + note)
     if not args.no_docs:
         update_doc(table + note)
