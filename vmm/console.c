@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #define CONSOLE_ESCAPE 0x01   /* Ctrl-A */
+#define CONSOLE_CHUNK 256
+#define CONSOLE_RETRY_NS (20 * 1000 * 1000)
 
 static struct termios console_saved_termios;
 static volatile sig_atomic_t console_saved_valid;
@@ -114,13 +116,19 @@ static void console_feed(struct console *c, const uint8_t *buf, size_t len)
 
 static void console_input(void *opaque, int fd, uint32_t events);
 
+static void console_arm_timer(struct console *c, long ns)
+{
+	struct itimerspec its = { .it_value = { .tv_nsec = ns } };
+
+	timerfd_settime(c->retry_fd, 0, &its, NULL);
+}
+
 /* The guest's receive FIFO was full: stop reading input for a moment. */
 static void console_pause_input(struct console *c)
 {
-	struct itimerspec its = { .it_value = { .tv_nsec = 20 * 1000 * 1000 } };
-
-	loop_del(c->loop, c->in_fd);
-	timerfd_settime(c->retry_fd, 0, &its, NULL);
+	if (!c->in_polled)
+		loop_del(c->loop, c->in_fd);
+	console_arm_timer(c, CONSOLE_RETRY_NS);
 }
 
 static void console_retry(void *opaque, int fd, uint32_t events)
@@ -128,10 +136,11 @@ static void console_retry(void *opaque, int fd, uint32_t events)
 	struct console *c = opaque;
 	uint64_t ticks;
 
-	if (read(fd, &ticks, sizeof(ticks)) < 0) {
-		/* Spurious wakeup: the timer did not expire. */
-	}
-	if (serial_rx_space(c->serial) < 256)
+	if (read(fd, &ticks, sizeof(ticks)) < 0 || c->in_fd < 0)
+		return;  /* spurious wakeup, or input already ended */
+	if (c->in_polled)
+		console_input(c, c->in_fd, EPOLLIN);
+	else if (serial_rx_space(c->serial) < CONSOLE_CHUNK)
 		console_pause_input(c);
 	else if (loop_add(c->loop, c->in_fd, EPOLLIN, console_input, c) < 0)
 		log_warn("console: cannot resume reading input");
@@ -140,12 +149,11 @@ static void console_retry(void *opaque, int fd, uint32_t events)
 static void console_input(void *opaque, int fd, uint32_t events)
 {
 	struct console *c = opaque;
-	uint8_t buf[256];
-	size_t space = serial_rx_space(c->serial);
+	uint8_t buf[CONSOLE_CHUNK];
 	ssize_t n;
 
 	/* Escapes consume bytes, so reading at most the free space never overflows. */
-	if (space < sizeof(buf)) {
+	if (serial_rx_space(c->serial) < sizeof(buf)) {
 		console_pause_input(c);
 		return;
 	}
@@ -154,11 +162,14 @@ static void console_input(void *opaque, int fd, uint32_t events)
 		return;
 	if (n <= 0) {
 		/* End of input (or an error): the guest simply gets no more. */
-		loop_del(c->loop, fd);
+		if (!c->in_polled)
+			loop_del(c->loop, fd);
 		c->in_fd = -1;
 		return;
 	}
 	console_feed(c, buf, (size_t)n);
+	if (c->in_polled)
+		console_arm_timer(c, 1);  /* a file: go on at once */
 }
 
 int console_attach(struct console *c, struct vm *vm, struct serial *s, struct loop *loop)
@@ -177,9 +188,14 @@ int console_attach(struct console *c, struct vm *vm, struct serial *s, struct lo
 	err = loop_add(loop, c->retry_fd, EPOLLIN, console_retry, c);
 	if (err)
 		return err;
-	/* stdin may be /dev/null or a closed fd: that is no error, just no input. */
 	err = loop_add(loop, c->in_fd, EPOLLIN, console_input, c);
-	if (err) {
+	if (err == -EPERM) {
+		/* A regular file (or /dev/null) cannot be watched by epoll: it is
+		 * always readable, so read it from the timer instead. */
+		c->in_polled = true;
+		console_arm_timer(c, 1);
+	} else if (err) {
+		/* A closed stdin: no error, just no input. */
 		log_debug("console: not reading input: %s", strerror(-err));
 		c->in_fd = -1;
 	}

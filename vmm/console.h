@@ -19,6 +19,7 @@ struct console {
 	bool raw;             /* the terminal is in raw mode */
 	bool escape;          /* the previous input byte was Ctrl-A */
 	int retry_fd;         /* timerfd: retry input when the guest's FIFO was full */
+	bool in_polled;       /* in_fd is a file epoll cannot watch: read on the timer */
 	struct serial *serial;
 	struct loop *loop;
 	struct vm *vm;

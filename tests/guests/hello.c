@@ -3,7 +3,9 @@
  * every vCPU does a little real work and checks in, and the boot vCPU
  * prints a summary and exits through the i8042 reset.
  *   hello.crash=1  triple-fault on purpose right after the first line
- *   hello.wait=1   do not exit: print "tick <k>" about every 100 ms */
+ *   hello.wait=1   do not exit: print "tick <k>" about every 100 ms
+ *   hello.echo=1   read console input: print "echo: <line>" for each line
+ *                  (ended by \n or \r); the line "quit" exits */
 #include "kit.h"
 
 #define HELLO_WORK_N	(1u << 20)
@@ -73,6 +75,35 @@ static void hello_tick_forever(void)
 	}
 }
 
+/* Echo console input line by line; "quit" ends the guest. */
+static void hello_echo(void)
+{
+	char line[128];
+	size_t n = 0;
+
+	kit_puts("echo: ready\n");
+	for (;;) {
+		int c = kit_getc_nowait();
+
+		if (c < 0) {
+			kit_cpu_relax();
+			continue;
+		}
+		if (c != '\n' && c != '\r') {
+			if (n < sizeof(line) - 1)
+				line[n++] = (char)c;
+			continue;
+		}
+		if (n == 0)
+			continue;
+		line[n] = '\0';
+		n = 0;
+		kit_printf("echo: %s\n", line);
+		if (strcmp(line, "quit") == 0)
+			return;
+	}
+}
+
 void kit_main(unsigned int cpu, const void *boot_params)
 {
 	unsigned int ncpu = kit_cpu_count();
@@ -103,6 +134,8 @@ void kit_main(unsigned int cpu, const void *boot_params)
 	kit_printf("hello: %u vCPUs, %llu MiB RAM, cmdline \"%s\"\n", ncpu,
 		   (unsigned long long)kit_ram_mib(), kit_cmdline());
 	kit_printf("all %u vCPUs done\n", ncpu);
+	if (kit_param_u64("hello.echo", 0))
+		hello_echo();
 	if (wait)
 		hello_tick_forever();
 }

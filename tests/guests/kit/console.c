@@ -6,6 +6,8 @@
 #define UART_THR	(KIT_COM1 + 0)
 #define UART_LSR	(KIT_COM1 + 5)
 #define UART_LSR_THRE	0x20
+#define UART_LSR_DR	0x01
+#define UART_RBR	(KIT_COM1 + 0)
 
 uint32_t kit_console_lock;
 
@@ -67,4 +69,11 @@ void kit_puts(const char *s)
 	kit_spin_lock(&kit_console_lock);
 	kit_console_puts_locked(s);
 	kit_spin_unlock(&kit_console_lock);
+}
+
+int kit_getc_nowait(void)
+{
+	if (!(kit_inb(UART_LSR) & UART_LSR_DR))
+		return -1;
+	return kit_inb(UART_RBR);
 }

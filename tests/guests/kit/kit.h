@@ -31,6 +31,8 @@ void kit_putc(char c);
 void kit_puts(const char *s);
 void kit_printf(const char *fmt, ...) KIT_PRINTF(1, 2);
 void kit_vprintf(const char *fmt, va_list ap);
+/* A byte the host sent to COM1, or -1 if none is waiting. */
+int kit_getc_nowait(void);
 
 /* --- format.c: printf-style formatting -----------------------------------
  * %d %i %u %x %X %c %s %p %%, length l/ll/z, flags '-' '0', width (or '*'),
