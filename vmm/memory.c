@@ -2,6 +2,7 @@
 #include "vmm/layout.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -18,6 +19,13 @@ void guest_mem_layout(struct guest_mem *mem, uint64_t size)
 			.gpa = LAYOUT_4G, .size = size - low, .offset = low };
 		mem->nregions = 2;
 	}
+}
+
+static size_t guest_mem_dirty_words(uint64_t size)
+{
+	uint64_t pages = (size + 4095) / 4096;
+
+	return (size_t)((pages + 63) / 64);
 }
 
 int guest_mem_create(struct guest_mem *mem, uint64_t size)
@@ -39,6 +47,11 @@ int guest_mem_create(struct guest_mem *mem, uint64_t size)
 	if (p == MAP_FAILED)
 		goto fail;
 	mem->host = p;
+	mem->dirty = calloc(guest_mem_dirty_words(size), sizeof(uint64_t));
+	if (!mem->dirty) {
+		guest_mem_destroy(mem);
+		return -ENOMEM;
+	}
 	return 0;
 fail:
 	err = -errno;
@@ -49,6 +62,8 @@ fail:
 
 void guest_mem_destroy(struct guest_mem *mem)
 {
+	free(mem->dirty);
+	mem->dirty = NULL;
 	if (mem->host)
 		munmap(mem->host, mem->size);
 	if (mem->memfd >= 0)
@@ -102,7 +117,39 @@ int guest_mem_write(struct guest_mem *mem, uint64_t gpa, const void *buf, uint64
 	if (!dst)
 		return -EFAULT;
 	memcpy(dst, buf, len);
+	guest_mem_mark_dirty(mem, gpa, len);
 	return 0;
+}
+
+/* The bitmap is indexed by memfd offset, so it is dense across the hole. */
+void guest_mem_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	const struct guest_mem_region *r = guest_mem_find(mem, gpa, len);
+	uint64_t first, last;
+
+	if (!r || !mem->dirty || len == 0)
+		return;
+	first = (r->offset + (gpa - r->gpa)) / 4096;
+	last = (r->offset + (gpa - r->gpa) + len - 1) / 4096;
+	for (uint64_t p = first; p <= last; p++)
+		__atomic_fetch_or(&mem->dirty[p / 64], 1ULL << (p % 64), __ATOMIC_RELAXED);
+}
+
+bool guest_mem_page_dirty(const struct guest_mem *mem, uint64_t gpa)
+{
+	const struct guest_mem_region *r = guest_mem_find(mem, gpa, 1);
+	uint64_t p;
+
+	if (!r || !mem->dirty)
+		return false;
+	p = (r->offset + (gpa - r->gpa)) / 4096;
+	return __atomic_load_n(&mem->dirty[p / 64], __ATOMIC_RELAXED) & (1ULL << (p % 64));
+}
+
+void guest_mem_clear_dirty(struct guest_mem *mem)
+{
+	if (mem->dirty)
+		memset(mem->dirty, 0, guest_mem_dirty_words(mem->size) * sizeof(uint64_t));
 }
 
 uint64_t guest_mem_top(const struct guest_mem *mem)

@@ -20,6 +20,7 @@ struct guest_mem_region {
 struct guest_mem {
 	int memfd;
 	uint8_t *host;    /* mapping of the whole memfd */
+	uint64_t *dirty;  /* one bit per 4 KiB page of the memfd: written by vmm */
 	uint64_t size;    /* total RAM bytes */
 	unsigned int nregions;
 	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
@@ -35,6 +36,16 @@ void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 bool guest_mem_is_ram(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 int guest_mem_read(const struct guest_mem *mem, uint64_t gpa, void *buf, uint64_t len);
 int guest_mem_write(struct guest_mem *mem, uint64_t gpa, const void *buf, uint64_t len);
+/* Record that vmm (a device, the loader) wrote [gpa, gpa+len): KVM's dirty
+ * log never sees these writes, so checkpoints OR this bitmap with KVM's.
+ * guest_mem_write() does it itself; code that writes through a pointer
+ * from guest_mem_ptr() (e.g. io_uring reads into guest buffers) calls it.
+ * Safe from any thread. */
+void guest_mem_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len);
+/* Was page (gpa / 4096) written by vmm since the last clear? */
+bool guest_mem_page_dirty(const struct guest_mem *mem, uint64_t gpa);
+void guest_mem_clear_dirty(struct guest_mem *mem);
+
 /* Highest guest-physical address of RAM, plus one. */
 uint64_t guest_mem_top(const struct guest_mem *mem);
 

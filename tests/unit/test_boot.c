@@ -347,6 +347,33 @@ static void test_guest_mem_bounds(void **state)
 	guest_mem_destroy(&mem);
 }
 
+static void test_guest_mem_dirty(void **state)
+{
+	struct guest_mem mem;
+	uint8_t buf[8192] = { 0 };
+
+	assert_int_equal(guest_mem_create(&mem, 5ULL << 30), 0);
+	assert_false(guest_mem_page_dirty(&mem, 0x5000));
+	/* A write straddling a page boundary dirties both pages, no more. */
+	assert_int_equal(guest_mem_write(&mem, 0x5ff8, buf, 16), 0);
+	assert_false(guest_mem_page_dirty(&mem, 0x4fff));
+	assert_true(guest_mem_page_dirty(&mem, 0x5000));
+	assert_true(guest_mem_page_dirty(&mem, 0x6000));
+	assert_false(guest_mem_page_dirty(&mem, 0x7000));
+	/* Above 4 GiB (memfd offset 3 GiB): tracked by its own page. */
+	guest_mem_mark_dirty(&mem, LAYOUT_4G + 0x3000, 4096);
+	assert_true(guest_mem_page_dirty(&mem, LAYOUT_4G + 0x3000));
+	assert_false(guest_mem_page_dirty(&mem, LAYOUT_MMIO_START - 4096));
+	assert_false(guest_mem_page_dirty(&mem, LAYOUT_4G + 0x4000));
+	/* Outside RAM: ignored, never a crash. */
+	guest_mem_mark_dirty(&mem, LAYOUT_MMIO_START, 4096);
+	assert_false(guest_mem_page_dirty(&mem, LAYOUT_MMIO_START));
+	guest_mem_clear_dirty(&mem);
+	assert_false(guest_mem_page_dirty(&mem, 0x5000));
+	assert_false(guest_mem_page_dirty(&mem, LAYOUT_4G + 0x3000));
+	guest_mem_destroy(&mem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -360,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_page_tables),
 		cmocka_unit_test(test_gdt),
 		cmocka_unit_test(test_guest_mem_bounds),
+		cmocka_unit_test(test_guest_mem_dirty),
 	};
 
 	log_set_level(LOG_ERR);
