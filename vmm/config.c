@@ -1,6 +1,7 @@
 #include "vmm/config.h"
 #include "vmm/layout.h"
 #include "vmm/log.h"
+#include "devices/virtio/net.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -91,6 +92,12 @@ void config_print_run_help(FILE *f)
 "  --api-sock PATH      control socket (JSON lines; see docs/cli.md), mode 0600\n"
 "  --console MODE       stdio (default): output to stdout, input from stdin;\n"
 "                       none: discard output; file=PATH: output to PATH\n"
+"  --disk FILE[,ro]     a virtio-blk disk on a raw image (repeatable, up to 8);\n"
+"                       ro: read-only, guest writes fail with an I/O error\n"
+"  --net tap=IFNAME[,mac=MAC]\n"
+"                       a virtio-net device on tap IFNAME (created if absent;\n"
+"                       repeatable, up to 4); MAC default: random 52:54:00:xx:xx:xx\n"
+"  --rng                a virtio-rng device fed by the host's getrandom()\n"
 "  -v, --verbose        more of vmm's own messages on stderr (repeatable)\n"
 "  -q, --quiet          errors only\n"
 "  -h, --help           this text\n"
@@ -136,8 +143,68 @@ static int config_parse_mem(const char *s, struct vm_config *cfg)
 	return 0;
 }
 
+/* FILE[,ro]: options are recognised only at the end, so paths may hold commas. */
+static int config_parse_disk(char *s, struct vm_config *cfg)
+{
+	struct vm_disk *d;
+	char *comma;
+
+	if (cfg->ndisks == VM_MAX_DISKS) {
+		log_err("--disk: at most %d disks", VM_MAX_DISKS);
+		return -EINVAL;
+	}
+	d = &cfg->disks[cfg->ndisks];
+	memset(d, 0, sizeof(*d));
+	while ((comma = strrchr(s, ',')) != NULL && strcmp(comma + 1, "ro") == 0) {
+		d->ro = true;
+		*comma = '\0';
+	}
+	if (!*s) {
+		log_err("--disk: expected FILE[,ro]");
+		return -EINVAL;
+	}
+	d->path = s;
+	cfg->ndisks++;
+	return 0;
+}
+
+/* tap=IFNAME[,mac=MAC] */
+static int config_parse_net(char *s, struct vm_config *cfg)
+{
+	struct vm_net *n;
+	char *opt, *save = NULL;
+
+	if (cfg->nnets == VM_MAX_NETS) {
+		log_err("--net: at most %d network devices", VM_MAX_NETS);
+		return -EINVAL;
+	}
+	n = &cfg->nets[cfg->nnets];
+	memset(n, 0, sizeof(*n));
+	for (opt = strtok_r(s, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+		if (strncmp(opt, "tap=", 4) == 0 && opt[4]) {
+			n->tap = opt + 4;
+		} else if (strncmp(opt, "mac=", 4) == 0) {
+			if (virtio_net_parse_mac(opt + 4, n->mac)) {
+				log_err("--net: mac '%s': expected a unicast address like 52:54:00:12:34:56",
+					opt + 4);
+				return -EINVAL;
+			}
+			n->has_mac = true;
+		} else {
+			log_err("--net: unknown option '%s' (expected tap=IFNAME[,mac=MAC])", opt);
+			return -EINVAL;
+		}
+	}
+	if (!n->tap) {
+		log_err("--net: tap=IFNAME is required");
+		return -EINVAL;
+	}
+	cfg->nnets++;
+	return 0;
+}
+
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_CPUS, OPT_API_SOCK,
-       OPT_CONSOLE };
+       OPT_CONSOLE, OPT_DISK, OPT_NET, OPT_RNG };
 
 int config_parse_run(int argc, char **argv, struct vm_config *cfg, int *verbosity)
 {
@@ -149,6 +216,9 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, int *verbosit
 		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 		{ "console", required_argument, NULL, OPT_CONSOLE },
+		{ "disk", required_argument, NULL, OPT_DISK },
+		{ "net", required_argument, NULL, OPT_NET },
+		{ "rng", no_argument, NULL, OPT_RNG },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -189,6 +259,17 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, int *verbosit
 		case OPT_CONSOLE:
 			if (config_parse_console(optarg, cfg))
 				return -EINVAL;
+			break;
+		case OPT_DISK:
+			if (config_parse_disk(optarg, cfg))
+				return -EINVAL;
+			break;
+		case OPT_NET:
+			if (config_parse_net(optarg, cfg))
+				return -EINVAL;
+			break;
+		case OPT_RNG:
+			cfg->rng = true;
 			break;
 		case 'v':
 			(*verbosity)++;

@@ -8,6 +8,10 @@
 #include "vmm/vm.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/net.h"
+#include "devices/virtio/rng.h"
 #include "vmm/cpuid.h"
 #include "vmm/irq.h"
 #include "vmm/layout.h"
@@ -160,6 +164,58 @@ static int vm_setup_irqchip(struct vm *vm)
 	return 0;
 }
 
+/* The next virtio-mmio slot: its window, its IRQ, and its entry on the
+ * kernel command line (how guests without ACPI find it). */
+static int vm_virtio_slot(struct vm *vm, struct virtio_env *env, size_t *cmdlen)
+{
+	unsigned int i = vm->nvirtio++;
+	char entry[64];
+	size_t n;
+
+	*env = (struct virtio_env){
+		.mmio = &vm->mmio, .mem = &vm->mem, .vm_fd = vm->vm_fd,
+		.base = LAYOUT_VIRTIO_BASE + (uint64_t)i * VIRTIO_MMIO_SIZE,
+		.irq = { .set = vm_set_irq, .opaque = vm, .gsi = VM_VIRTIO_IRQ_BASE + i },
+	};
+	n = (size_t)snprintf(entry, sizeof(entry), " virtio_mmio.device=4K@0x%llx:%u",
+			     (unsigned long long)env->base, env->irq.gsi);
+	memcpy(vm->cmdline + *cmdlen, entry, n + 1);
+	*cmdlen += n;
+	return 0;
+}
+
+static int vm_setup_virtio(struct vm *vm)
+{
+	const struct vm_config *cfg = &vm->cfg;
+	size_t cmdlen = strlen(cfg->cmdline ? cfg->cmdline : "");
+	struct virtio_env env;
+	char name[32];
+	int err = 0;
+
+	vm->cmdline = malloc(cmdlen + 1 + VM_MAX_VIRTIO * 64);
+	if (!vm->cmdline)
+		return -ENOMEM;
+	memcpy(vm->cmdline, cfg->cmdline ? cfg->cmdline : "", cmdlen + 1);
+	for (unsigned int i = 0; !err && i < cfg->ndisks; i++) {
+		vm_virtio_slot(vm, &env, &cmdlen);
+		snprintf(name, sizeof(name), "virtio-blk%u", i);
+		err = virtio_blk_create(&env, name, cfg->disks[i].path, cfg->disks[i].ro,
+					&vm->disks[i]);
+	}
+	for (unsigned int i = 0; !err && i < cfg->nnets; i++) {
+		vm_virtio_slot(vm, &env, &cmdlen);
+		snprintf(name, sizeof(name), "virtio-net%u", i);
+		err = virtio_net_create(&env, name, cfg->nets[i].tap,
+					cfg->nets[i].has_mac ? cfg->nets[i].mac : NULL,
+					&vm->nets[i]);
+	}
+	if (!err && cfg->rng) {
+		vm_virtio_slot(vm, &env, &cmdlen);
+		err = virtio_rng_create(&env, "virtio-rng", &vm->rng);
+	}
+	return err;
+}
+
 static int vm_setup_devices(struct vm *vm)
 {
 	struct irq_line com1 = { .set = vm_set_irq, .opaque = vm, .gsi = VM_COM1_IRQ };
@@ -168,9 +224,11 @@ static int vm_setup_devices(struct vm *vm)
 	err = serial_create(&vm->pio, VM_COM1_PORT, &com1, vm->console_out, &vm->serial);
 	if (!err)
 		err = i8042_create(&vm->pio, vm_guest_reset, vm, &vm->i8042);
-	if (err)
+	if (err) {
 		log_err("cannot create the legacy devices: %s", strerror(-err));
-	return err;
+		return err;
+	}
+	return vm_setup_virtio(vm);
 }
 
 static int vm_setup_vcpus(struct vm *vm)
@@ -252,15 +310,16 @@ int vm_create(const struct vm_config *cfg, int console_out, struct vm **out)
 	if (err)
 		return err;
 	log_debug("irqchip and PIT created");
-	err = boot_load_kernel(&vm->mem, cfg->kernel, cfg->cmdline ? cfg->cmdline : "",
-			       &vm->boot);
+	/* Devices first: they add themselves to the kernel command line. */
+	err = vm_setup_devices(vm);
+	if (err)
+		return err;
+	err = boot_load_kernel(&vm->mem, cfg->kernel, vm->cmdline, &vm->boot);
 	if (err)
 		return err;
 	log_debug("kernel loaded: %s, entry 0x%llx", vm->boot.format,
 		  (unsigned long long)vm->boot.entry);
-	err = vm_setup_devices(vm);
-	if (!err)
-		err = vm_setup_vcpus(vm);
+	err = vm_setup_vcpus(vm);
 	if (!err)
 		log_debug("%u vCPU(s) created", vm->ncpus);
 	return err;
@@ -397,6 +456,12 @@ void vm_destroy(struct vm *vm)
 	for (unsigned int i = 0; vm->vcpus && i < vm->ncpus; i++)
 		if (vm->vcpus[i].fd >= 0)
 			vcpu_destroy(&vm->vcpus[i]);
+	for (unsigned int i = 0; i < VM_MAX_DISKS; i++)
+		virtio_blk_destroy(vm->disks[i]);
+	for (unsigned int i = 0; i < VM_MAX_NETS; i++)
+		virtio_net_destroy(vm->nets[i]);
+	virtio_rng_destroy(vm->rng);
+	free(vm->cmdline);
 	serial_destroy(vm->serial);
 	i8042_destroy(vm->i8042);
 	guest_mem_destroy(&vm->mem);

@@ -14,6 +14,22 @@
 
 enum vm_console { VM_CONSOLE_STDIO, VM_CONSOLE_NONE, VM_CONSOLE_FILE };
 
+#define VM_MAX_DISKS 8
+#define VM_MAX_NETS  4
+#define VM_MAX_VIRTIO (VM_MAX_DISKS + VM_MAX_NETS + 1)
+#define VM_VIRTIO_IRQ_BASE 5     /* GSI of the first virtio-mmio device */
+
+struct vm_disk {
+	const char *path;
+	bool ro;
+};
+
+struct vm_net {
+	const char *tap;
+	bool has_mac;
+	uint8_t mac[6];
+};
+
 struct vm_config {
 	const char *kernel;
 	const char *initrd;
@@ -23,6 +39,11 @@ struct vm_config {
 	const char *api_sock;
 	enum vm_console console;
 	const char *console_path;
+	unsigned int ndisks;
+	struct vm_disk disks[VM_MAX_DISKS];
+	unsigned int nnets;
+	struct vm_net nets[VM_MAX_NETS];
+	bool rng;
 };
 
 /* vmm's exit codes (docs/cli.md). */
@@ -36,6 +57,9 @@ enum vm_exit {
 struct vcpu;
 struct serial;
 struct i8042;
+struct virtio_blk;
+struct virtio_net;
+struct virtio_rng;
 
 struct vm {
 	struct vm_config cfg;
@@ -53,6 +77,11 @@ struct vm {
 	struct bus mmio;
 	struct serial *serial;
 	struct i8042 *i8042;
+	struct virtio_blk *disks[VM_MAX_DISKS];
+	struct virtio_net *nets[VM_MAX_NETS];
+	struct virtio_rng *rng;
+	unsigned int nvirtio;     /* virtio-mmio slots used */
+	char *cmdline;            /* --cmdline plus the virtio_mmio.device= entries */
 	int console_out;          /* fd the guest console writes to, or -1 */
 
 	/* Run control; see vm.c for the protocol with the vCPU threads. */

@@ -20,6 +20,10 @@ struct guest_mem;
 
 #define VIRTQ_MAX_SIZE     1024   /* largest QueueNum vmm offers (QueueNumMax) */
 #define VIRTQ_MAX_BUFS     1024   /* descriptors in one chain, indirect included */
+/* Bound on each of the readable and writable byte totals of one chain: far
+ * above any real request (virtio-blk segments, net frames), far below what
+ * could overflow a u32 written count or a 32-bit iovec sum. */
+#define VIRTQ_MAX_CHAIN_BYTES (256ULL << 20)
 
 /* Descriptor flags and ring flags (virtio 1.x 2.7.5, 2.7.6, 2.7.8). */
 #define VIRTQ_DESC_F_NEXT      1
@@ -78,8 +82,9 @@ int virtq_pop(struct virtq *vq, struct virtq_chain *chain, const char **why);
 int virtq_push(struct virtq *vq, uint16_t head, uint32_t written);
 
 /* After one or more pushes: should the driver be interrupted? Honours
- * VIRTQ_AVAIL_F_NO_INTERRUPT, or used_event with event_idx. Updates the
- * signalled position when it answers true. */
+ * VIRTQ_AVAIL_F_NO_INTERRUPT, or used_event with event_idx. Records
+ * used_idx as the signalled position on every call (the event window is
+ * "since the last call", as in QEMU and vhost). */
 bool virtq_should_notify(struct virtq *vq);
 
 /* Ask for (or suppress) driver notifications: sets VIRTQ_USED_F_NO_NOTIFY,

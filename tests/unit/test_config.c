@@ -9,6 +9,7 @@
 #include "vmm/log.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 static void test_size_suffixes(void **state)
@@ -129,6 +130,51 @@ static void test_run_errors(void **state)
 	assert_int_equal(parse(&cfg, &verbosity, "--kernel", "k", "--initrd", "i", NULL), -EINVAL);
 }
 
+static void test_run_devices(void **state)
+{
+	char disk1[] = "/img/a,b.raw", disk2[] = "/img/c.raw,ro", net1[] = "tap=tap0",
+	     net2[] = "tap=vm1,mac=52:54:00:aa:bb:cc";
+	struct vm_config cfg;
+	int verbosity = 0;
+
+	assert_int_equal(parse(&cfg, &verbosity, "--kernel", "k", "--disk", disk1, "--disk", disk2,
+			       "--net", net1, "--net", net2, "--rng", NULL), 0);
+	assert_int_equal(cfg.ndisks, 2);
+	assert_string_equal(cfg.disks[0].path, "/img/a,b.raw");  /* commas in paths */
+	assert_false(cfg.disks[0].ro);
+	assert_string_equal(cfg.disks[1].path, "/img/c.raw");
+	assert_true(cfg.disks[1].ro);
+	assert_int_equal(cfg.nnets, 2);
+	assert_string_equal(cfg.nets[0].tap, "tap0");
+	assert_false(cfg.nets[0].has_mac);
+	assert_string_equal(cfg.nets[1].tap, "vm1");
+	assert_true(cfg.nets[1].has_mac);
+	assert_int_equal(cfg.nets[1].mac[0], 0x52);
+	assert_int_equal(cfg.nets[1].mac[5], 0xcc);
+	assert_true(cfg.rng);
+}
+
+static void test_run_device_errors(void **state)
+{
+	char empty[] = ",ro", nomac[] = "tap=t0,mac=zz", multicast[] = "tap=t0,mac=01:00:5e:00:00:01",
+	     notap[] = "mac=52:54:00:00:00:01", bogus[] = "tap=t0,speed=10";
+	struct vm_config cfg;
+	int verbosity = 0;
+	char disks[9][16];
+
+	assert_int_equal(parse(&cfg, &verbosity, "--kernel", "k", "--disk", empty, NULL), -EINVAL);
+	assert_int_equal(parse(&cfg, &verbosity, "--kernel", "k", "--net", nomac, NULL), -EINVAL);
+	assert_int_equal(parse(&cfg, &verbosity, "--kernel", "k", "--net", multicast, NULL), -EINVAL);
+	assert_int_equal(parse(&cfg, &verbosity, "--kernel", "k", "--net", notap, NULL), -EINVAL);
+	assert_int_equal(parse(&cfg, &verbosity, "--kernel", "k", "--net", bogus, NULL), -EINVAL);
+	for (int i = 0; i < 9; i++)
+		snprintf(disks[i], sizeof(disks[i]), "d%d.img", i);
+	assert_int_equal(parse(&cfg, &verbosity, "--kernel", "k", "--disk", disks[0], "--disk",
+			       disks[1], "--disk", disks[2], "--disk", disks[3], "--disk", disks[4],
+			       "--disk", disks[5], "--disk", disks[6], "--disk", disks[7],
+			       "--disk", disks[8], NULL), -EINVAL);  /* nine is one too many */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -138,6 +184,8 @@ int main(void)
 		cmocka_unit_test(test_run_defaults),
 		cmocka_unit_test(test_run_all_options),
 		cmocka_unit_test(test_run_errors),
+		cmocka_unit_test(test_run_devices),
+		cmocka_unit_test(test_run_device_errors),
 	};
 
 	log_set_level(LOG_ERR);

@@ -41,8 +41,8 @@ int boot_write_zero_page(struct guest_mem *mem, const char *cmdline)
 	unsigned int n;
 
 	if (len >= LAYOUT_CMDLINE_MAX) {
-		log_err("--cmdline is %zu bytes; the limit is %llu", len,
-			LAYOUT_CMDLINE_MAX - 1);
+		log_err("the kernel command line is %zu bytes (--cmdline and the virtio_mmio.device= entries of the devices); the limit is %llu",
+			len, LAYOUT_CMDLINE_MAX - 1);
 		return -E2BIG;
 	}
 	bp = guest_mem_ptr(mem, LAYOUT_ZERO_PAGE, sizeof(*bp));

@@ -1,0 +1,11 @@
+/* virtio-rng (device id 4): entropy from the host's getrandom(). */
+#ifndef DEVICES_VIRTIO_RNG_H
+#define DEVICES_VIRTIO_RNG_H
+
+struct virtio_env;
+struct virtio_rng;
+
+int virtio_rng_create(const struct virtio_env *env, const char *name, struct virtio_rng **out);
+void virtio_rng_destroy(struct virtio_rng *r);
+
+#endif
