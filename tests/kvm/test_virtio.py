@@ -1,0 +1,116 @@
+"""virtio devices end to end: the iotest guest against real files, a real tap
+in a network namespace this test creates, and the host's entropy."""
+
+import array
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from kvmtest import Failure, check, guest, main, run
+
+VMM_BIN = os.path.abspath(os.environ.get("VMM", "build/vmm"))
+TMP = tempfile.mkdtemp(prefix="vmm-virtio-")
+MIB = 1 << 20
+MASK = (1 << 64) - 1
+
+
+def pattern(seed_mul, seed_xor, start, nbytes):
+    """The u64 at byte offset o is (o/8 * seed_mul) ^ seed_xor (mod 2^64)."""
+    first = start // 8
+    return array.array("Q", (((first + i) * seed_mul) & MASK ^ seed_xor
+                             for i in range(nbytes // 8))).tobytes()
+
+
+def host_pattern(start, nbytes):
+    return pattern(0x9E3779B97F4A7C15, 0xD15C0DE5, start, nbytes)
+
+
+def guest_pattern(start, nbytes):
+    return pattern(0xC2B2AE3D27D4EB4F, 0x6E657721, start, nbytes)
+
+
+def make_image(name, mib):
+    path = os.path.join(TMP, name)
+    with open(path, "wb") as f:
+        f.write(host_pattern(0, mib * MIB))
+    return path
+
+
+def lines_with(out, prefix):
+    return [l for l in out.splitlines() if l.startswith(prefix)]
+
+
+def kv(line):
+    return dict(p.split("=", 1) for p in line.split() if "=" in p)
+
+
+def test_blk_read_write_flush():
+    img = make_image("rw.img", 16)
+    r = run(["run", "--kernel", guest("iotest"), "--mem", "256M", "--disk", img,
+             "--cmdline", "io.net=0"], timeout=120)
+    check(r.code == 0 and "IOTEST result=PASS" in r.out, "iotest passes", r.describe())
+    blk = [kv(l) for l in lines_with(r.out, "BLK dev=0")]
+    info = blk[0]
+    check(info["capacity"] == str(16 * MIB // 512) and info["ro"] == "0", "capacity, rw", r.out)
+    check(info["serial"] == "rw.img", "GET_ID is the file name", r.out)
+    check(any(l.startswith("BLK dev=0 read_check") and "mismatches=0" in l
+              for l in r.out.splitlines()), "host pattern read back intact", r.out)
+    # The host checks, byte for byte, what the guest wrote and what it left.
+    data = open(img, "rb").read()
+    check(len(data) == 16 * MIB, "image size unchanged")
+    exp = bytearray(host_pattern(0, 16 * MIB))
+    exp[8 * MIB:10 * MIB] = guest_pattern(8 * MIB, 2 * MIB)
+    if any(l.startswith("BLK dev=0 write_zeroes") and "ok=1" in l for l in r.out.splitlines()):
+        exp[12 * MIB:12 * MIB + 65536] = bytes(65536)
+    if data != bytes(exp):
+        first = next(i for i in range(len(data)) if data[i] != exp[i])
+        raise Failure("image differs from the expected content at byte %d" % first)
+
+
+def test_blk_read_only():
+    img = make_image("ro.img", 16)
+    before = open(img, "rb").read()
+    r = run(["run", "--kernel", guest("iotest"), "--disk", img + ",ro", "--cmdline", "io.net=0"],
+            timeout=120)
+    check(r.code == 0 and "IOTEST result=PASS" in r.out, "iotest passes on a ro disk",
+          r.describe())
+    check(any(l.startswith("BLK dev=0") and "ro=1" in l for l in r.out.splitlines()),
+          "the guest sees a read-only disk", r.out)
+    check(any(l.startswith("BLK dev=0 ro_write status=1") for l in r.out.splitlines()),
+          "a write to a read-only disk fails with IOERR", r.out)
+    check(open(img, "rb").read() == before, "a read-only image is not modified")
+
+
+def test_rng():
+    r = run(["run", "--kernel", guest("iotest"), "--rng", "--cmdline", "io.net=0"], timeout=60)
+    check(r.code == 0 and "IOTEST result=PASS" in r.out, "iotest passes", r.describe())
+    rng = [kv(l) for l in lines_with(r.out, "RNG dev=0")]
+    check(rng and rng[0]["bytes"] == "4096" and int(rng[0]["distinct"]) >= 200,
+          "4096 random bytes arrive", r.out)
+
+
+def test_all_devices_together():
+    a, b = make_image("a.img", 16), make_image("b.img", 16)
+    r = run(["run", "--kernel", guest("iotest"), "--cpus", "2", "--mem", "256M", "--disk", a,
+             "--disk", b + ",ro", "--rng", "--cmdline", "io.net=0"], timeout=120)
+    check(r.code == 0 and "IOTEST result=PASS" in r.out, "iotest passes", r.describe())
+    check("IOTEST devices blk=2 net=0 rng=1" in r.out, "all devices discovered", r.out)
+
+
+def test_disk_errors():
+    r = run(["run", "--kernel", guest("hello"), "--disk", os.path.join(TMP, "missing.img")])
+    check(r.code == 1 and "missing.img" in r.err and len(r.err.strip().splitlines()) == 1,
+          "a missing disk image: one clear line", r.describe())
+    r = run(["run", "--kernel", guest("hello"), "--disk", TMP])
+    check(r.code == 1 and len(r.err.strip().splitlines()) == 1 and "--disk" in r.err,
+          "a directory as disk: one clear line", r.describe())
+
+
+if __name__ == "__main__":
+    try:
+        main([test_blk_read_write_flush, test_blk_read_only, test_rng, test_all_devices_together,
+              test_disk_errors])
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
