@@ -177,8 +177,8 @@ static int vm_virtio_slot(struct vm *vm, struct virtio_env *env, size_t *cmdlen)
 		.base = LAYOUT_VIRTIO_BASE + (uint64_t)i * VIRTIO_MMIO_SIZE,
 		.irq = { .set = vm_set_irq, .opaque = vm, .gsi = VM_VIRTIO_IRQ_BASE + i },
 	};
-	n = (size_t)snprintf(entry, sizeof(entry), " virtio_mmio.device=4K@0x%llx:%u",
-			     (unsigned long long)env->base, env->irq.gsi);
+	n = (size_t)snprintf(entry, sizeof(entry), "%svirtio_mmio.device=4K@0x%llx:%u",
+			     *cmdlen ? " " : "", (unsigned long long)env->base, env->irq.gsi);
 	memcpy(vm->cmdline + *cmdlen, entry, n + 1);
 	*cmdlen += n;
 	return 0;

@@ -10,6 +10,8 @@ VMM_DEPS=(
 	"gcc:gcc"
 	"python3:python3"
 	"unshare:util-linux"
+	"ip:iproute2"
+	"sysctl:procps"
 	"/usr/include/liburing.h:liburing-dev"
 	"/usr/include/cmocka.h:libcmocka-dev"
 	"/usr/include/linux/kvm.h:linux-libc-dev"

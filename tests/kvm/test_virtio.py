@@ -99,6 +99,66 @@ def test_all_devices_together():
     check("IOTEST devices blk=2 net=0 rng=1" in r.out, "all devices discovered", r.out)
 
 
+class NetNs:
+    """A network namespace with one tap, torn down on exit."""
+
+    def __init__(self, tap="vmtap0"):
+        self.name = "vmm-test-%d" % os.getpid()
+        self.tap = tap
+        sh(["ip", "netns", "add", self.name])
+        self.ex(["ip", "tuntap", "add", "dev", tap, "mode", "tap"])
+        self.ex(["sysctl", "-qw", "net.ipv6.conf.%s.disable_ipv6=1" % tap])
+        self.ex(["ip", "link", "set", tap, "up"])
+
+    def ex(self, cmd):
+        sh(["ip", "netns", "exec", self.name] + cmd)
+
+    def prefix(self):
+        return ["ip", "netns", "exec", self.name]
+
+    def close(self):
+        subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)
+
+
+def sh(cmd):
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode:
+        raise Failure("%s: %s" % (" ".join(cmd), p.stderr.strip()))
+
+
+def test_net_frames_both_ways():
+    if not shutil.which("ip"):
+        raise Failure("iproute2's ip is needed for the network test")
+    ns = NetNs()
+    echo = None
+    try:
+        echo = subprocess.Popen(ns.prefix() + ["python3", os.path.join(os.path.dirname(
+            os.path.abspath(__file__)), "net_echo.py"), ns.tap], stdout=subprocess.PIPE, text=True)
+        check(echo.stdout.readline().strip() == "echo ready", "the host echo started")
+        r = run(["run", "--kernel", guest("iotest"), "--net", "tap=%s,mac=52:54:00:12:34:56" % ns.tap,
+                 "--cmdline", "io.net.count=200"], timeout=120, prefix=ns.prefix())
+        echo.terminate()
+        summary = echo.communicate(timeout=10)[0]
+        check(r.code == 0 and "IOTEST result=PASS" in r.out, "iotest passes", r.describe())
+        check("NET dev=0 mac=52:54:00:12:34:56" in r.out, "the guest reads its MAC", r.out)
+        net = [kv(l) for l in lines_with(r.out, "NET dev=0 sent")]
+        check(net and net[0]["sent"] == "200" and net[0]["received"] == "200" and
+              net[0]["bad"] == "0", "200 frames out, 200 back, none bad", r.out)
+        check("bad=0" in summary and "echoed=200" in summary,
+              "the host saw 200 good frames from the guest", summary)
+    finally:
+        if echo and echo.poll() is None:
+            echo.kill()
+        ns.close()
+
+
+def test_net_errors():
+    r = run(["run", "--kernel", guest("hello"), "--net", "tap=" + "x" * 20])
+    check(r.code == 1 and "at most 15 characters" in r.err, "too long a tap name", r.describe())
+    r = run(["run", "--kernel", guest("hello"), "--net", "tap=t0,mac=01:02:03:04:05:06"])
+    check(r.code == 2 and "unicast" in r.err, "a multicast MAC is refused", r.describe())
+
+
 def test_disk_errors():
     r = run(["run", "--kernel", guest("hello"), "--disk", os.path.join(TMP, "missing.img")])
     check(r.code == 1 and "missing.img" in r.err and len(r.err.strip().splitlines()) == 1,
@@ -111,6 +171,6 @@ def test_disk_errors():
 if __name__ == "__main__":
     try:
         main([test_blk_read_write_flush, test_blk_read_only, test_rng, test_all_devices_together,
-              test_disk_errors])
+              test_net_frames_both_ways, test_net_errors, test_disk_errors])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)

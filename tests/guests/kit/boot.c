@@ -1,6 +1,8 @@
 /* Guest kit boot information: the Linux boot_params "zero page" vmm passes
- * in RSI (command line, e820 map), or defaults when booted without one
- * (QEMU PVH/multiboot: empty command line, KIT_DEFAULT_RAM_MIB of RAM).
+ * in RSI (command line, e820 map); else (QEMU) what the 32-bit entry that
+ * ran left in EBX: the PVH struct hvm_start_info (command line, memory map
+ * from version 1) or the multiboot info (command line, mmap or mem_upper);
+ * else defaults: empty command line, KIT_DEFAULT_RAM_MIB of RAM.
  * kit_boot_init runs once on the boot vCPU before any other vCPU leaves
  * kit_start, so the rest only reads. */
 #include "kit_internal.h"
@@ -12,33 +14,137 @@
 #define BP_E820_MAX		128
 #define CMDLINE_MAX		4096	/* longest command line we read */
 
+/* struct hvm_start_info (xen/arch-x86/hvm/start_info.h), 32-bit PVH entry. */
+#define PVH_MAGIC		0x336ec578
+#define PVH_VERSION		4	/* u32 */
+#define PVH_CMDLINE_PADDR	24	/* u64 */
+#define PVH_MEMMAP_PADDR	40	/* u64, version >= 1 */
+#define PVH_MEMMAP_ENTRIES	48	/* u32, version >= 1 */
+#define PVH_MEMMAP_ENTRY_SIZE	24	/* u64 addr, u64 size, u32 type, u32 pad */
+
+/* Multiboot v1 information block (EAX = MB_BOOT_MAGIC at entry). */
+#define MB_BOOT_MAGIC		0x2badb002
+#define MB_FLAGS		0	/* u32 */
+#define MB_MEM_LOWER		4	/* u32 KiB, flags bit 0 */
+#define MB_MEM_UPPER		8	/* u32 KiB above 1 MiB, flags bit 0 */
+#define MB_CMDLINE		16	/* u32 paddr, flags bit 2 */
+#define MB_MMAP_LENGTH		44	/* u32 bytes, flags bit 6 */
+#define MB_MMAP_ADDR		48	/* u32 paddr; entries: u32 size, u64 addr, u64 len, u32 type */
+#define MB_FLAG_MEM		(1u << 0)
+#define MB_FLAG_CMDLINE		(1u << 2)
+#define MB_FLAG_MMAP		(1u << 6)
+
+#define BOOT_MAP_MAX		64	/* memory map entries kept without boot_params */
+#define BOOT_ADDR_LIMIT		0x100000000ull	/* what boot32.S identity-maps */
+
 static const uint8_t *boot_params;
 static const char *boot_cmdline = "";
 static size_t boot_cmdline_len;
-static struct kit_e820_entry boot_default_e820[2];
+/* The memory map when there are no boot_params: PVH, multiboot or default. */
+static struct kit_e820_entry boot_map[BOOT_MAP_MAX];
+static unsigned int boot_map_count;
+
+static void boot_set_cmdline(uint64_t ptr)
+{
+	if (!ptr || ptr >= BOOT_ADDR_LIMIT)
+		return;
+	boot_cmdline = (const char *)(uintptr_t)ptr;
+	while (boot_cmdline_len < CMDLINE_MAX && boot_cmdline[boot_cmdline_len])
+		boot_cmdline_len++;
+}
+
+static void boot_map_add(uint64_t addr, uint64_t size, uint32_t type)
+{
+	if (boot_map_count < BOOT_MAP_MAX)
+		boot_map[boot_map_count++] = (struct kit_e820_entry){ addr, size, type };
+}
+
+static uint32_t boot_rd32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint64_t boot_rd64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static void boot_init_pvh(const uint8_t *info)
+{
+	uint64_t memmap;
+	uint32_t entries;
+
+	if (boot_rd32(info) != PVH_MAGIC)
+		return;
+	boot_set_cmdline(boot_rd64(info + PVH_CMDLINE_PADDR));
+	if (boot_rd32(info + PVH_VERSION) < 1)
+		return;
+	memmap = boot_rd64(info + PVH_MEMMAP_PADDR);
+	entries = boot_rd32(info + PVH_MEMMAP_ENTRIES);
+	if (!memmap || entries > BOOT_MAP_MAX ||
+	    memmap + (uint64_t)entries * PVH_MEMMAP_ENTRY_SIZE > BOOT_ADDR_LIMIT)
+		return;
+	for (uint32_t i = 0; i < entries; i++) {
+		const uint8_t *e = (const uint8_t *)(uintptr_t)memmap +
+				   i * PVH_MEMMAP_ENTRY_SIZE;
+
+		boot_map_add(boot_rd64(e), boot_rd64(e + 8), boot_rd32(e + 16));
+	}
+}
+
+static void boot_init_multiboot(const uint8_t *info)
+{
+	uint32_t flags = boot_rd32(info + MB_FLAGS);
+
+	if (flags & MB_FLAG_CMDLINE)
+		boot_set_cmdline(boot_rd32(info + MB_CMDLINE));
+	if (flags & MB_FLAG_MMAP) {
+		uint64_t p = boot_rd32(info + MB_MMAP_ADDR);
+		uint64_t end = p + boot_rd32(info + MB_MMAP_LENGTH);
+
+		while (p + 24 <= end) {
+			const uint8_t *e = (const uint8_t *)(uintptr_t)p;
+			uint32_t size = boot_rd32(e);
+
+			if (size < 20)
+				break;
+			boot_map_add(boot_rd64(e + 4), boot_rd64(e + 12), boot_rd32(e + 20));
+			p += (uint64_t)size + 4;
+		}
+	}
+	if (!boot_map_count && (flags & MB_FLAG_MEM)) {
+		boot_map_add(0, (uint64_t)boot_rd32(info + MB_MEM_LOWER) << 10, KIT_E820_RAM);
+		boot_map_add(0x100000, (uint64_t)boot_rd32(info + MB_MEM_UPPER) << 10,
+			     KIT_E820_RAM);
+	}
+}
 
 void kit_boot_init(const void *bp)
 {
 	uint32_t lo, hi;
-	uint64_t ptr;
 
 	boot_params = bp;
-	if (!bp) {
-		boot_default_e820[0] = (struct kit_e820_entry){
-			0, 0x9fc00, KIT_E820_RAM };
-		boot_default_e820[1] = (struct kit_e820_entry){
-			0x100000, ((uint64_t)KIT_DEFAULT_RAM_MIB << 20) - 0x100000,
-			KIT_E820_RAM };
+	if (bp) {
+		memcpy(&lo, boot_params + BP_CMD_LINE_PTR, 4);
+		memcpy(&hi, boot_params + BP_EXT_CMD_LINE_PTR, 4);
+		boot_set_cmdline((uint64_t)hi << 32 | lo);
 		return;
 	}
-	memcpy(&lo, boot_params + BP_CMD_LINE_PTR, 4);
-	memcpy(&hi, boot_params + BP_EXT_CMD_LINE_PTR, 4);
-	ptr = (uint64_t)hi << 32 | lo;
-	if (ptr) {
-		boot_cmdline = (const char *)(uintptr_t)ptr;
-		while (boot_cmdline_len < CMDLINE_MAX &&
-		       boot_cmdline[boot_cmdline_len])
-			boot_cmdline_len++;
+	/* QEMU: boot32.S saved which 32-bit entry ran and its EBX. */
+	if (kit_boot32_info && kit_boot32_magic == PVH_MAGIC)
+		boot_init_pvh((const uint8_t *)(uintptr_t)kit_boot32_info);
+	else if (kit_boot32_info && kit_boot32_magic == MB_BOOT_MAGIC)
+		boot_init_multiboot((const uint8_t *)(uintptr_t)kit_boot32_info);
+	if (!boot_map_count) {
+		boot_map_add(0, 0x9fc00, KIT_E820_RAM);
+		boot_map_add(0x100000, ((uint64_t)KIT_DEFAULT_RAM_MIB << 20) - 0x100000,
+			     KIT_E820_RAM);
 	}
 }
 
@@ -147,7 +253,7 @@ uint64_t kit_param_u64(const char *name, uint64_t def)
 unsigned int kit_e820_count(void)
 {
 	if (!boot_params)
-		return 2;
+		return boot_map_count;
 	return boot_params[BP_E820_ENTRIES] <= BP_E820_MAX ?
 	       boot_params[BP_E820_ENTRIES] : BP_E820_MAX;
 }
@@ -159,7 +265,7 @@ bool kit_e820_get(unsigned int i, struct kit_e820_entry *out)
 	if (i >= kit_e820_count())
 		return false;
 	if (!boot_params) {
-		*out = boot_default_e820[i];
+		*out = boot_map[i];
 		return true;
 	}
 	e = boot_params + BP_E820_TABLE + 20 * i;

@@ -1,20 +1,26 @@
 /* Guest kit 32-bit entries, for booting the same ELF under QEMU:
  *  - a multiboot v1 header with the a.out kludge (flags bit 16): QEMU
  *    refuses ELF64 multiboot images otherwise (-M pc / q35);
- *  - a Xen PVH note (XEN_ELFNOTE_PHYS32_ENTRY) in a PT_NOTE (-M microvm).
+ *  - a Xen PVH note (XEN_ELFNOTE_PHYS32_ENTRY) in a PT_NOTE.
  * Both enter in 32-bit protected mode with paging off. The trampoline loads
  * the kit GDT, points CR3 at identity page tables built at assembly time
  * (0..4 GiB, 2 MiB pages, U/S=1), enables long mode and joins kit_entry64
- * with RDI = 0 (boot vCPU) and RSI = 0 (no boot_params: the C side then
- * uses defaults: empty cmdline, default RAM size, one vCPU).
+ * with RDI = 0 (boot vCPU) and RSI = 0 (no boot_params: one vCPU). Each
+ * entry records which one ran (kit_boot32_magic: the multiboot EAX, or the
+ * PVH magic) and its EBX (multiboot info / struct hvm_start_info) for
+ * boot.c, which takes the command line and memory map from there.
+ * QEMU 7.2 prefers the multiboot header when an image has both, also on
+ * -M microvm; the PVH entry serves loaders that only speak PVH.
  * vmm never uses this file: it enters kit_entry64 (e_entry) directly. */
 #include "layout.h"
 
 #define MB_MAGIC	0x1badb002
 #define MB_FLAGS	0x00010000	/* bit 16: address fields are valid */
+#define KIT_PVH_MAGIC	0x336ec578	/* hvm_start_info.magic */
 
 	.section .kit.head, "awx", @progbits
 	.balign 4
+#ifndef KIT_NO_MULTIBOOT
 kit_multiboot_header:
 	.long MB_MAGIC
 	.long MB_FLAGS
@@ -23,13 +29,20 @@ kit_multiboot_header:
 	.long kit_image_start		/* load_addr */
 	.long _edata			/* load_end_addr */
 	.long _end			/* bss_end_addr */
-	.long kit_entry32		/* entry_addr */
+	.long kit_entry32_multiboot	/* entry_addr */
+#endif
 
 	.code32
+kit_entry32_multiboot:			/* EAX = 0x2badb002, EBX = multiboot info */
+	cli
+	mov %eax, kit_boot32_magic
+	jmp 1f
 	.globl kit_entry32
 	.type kit_entry32, @function
-kit_entry32:
+kit_entry32:				/* PVH: EBX = struct hvm_start_info */
 	cli
+	movl $KIT_PVH_MAGIC, kit_boot32_magic
+1:	mov %ebx, kit_boot32_info
 	lgdt kit_gdt_desc		/* 6-byte form: limit + 32-bit base */
 	mov $0x620, %eax		/* CR4: PAE | OSFXSR | OSXMMEXCPT */
 	mov %eax, %cr4
@@ -85,5 +98,10 @@ kit_pd:
 	.quad addr + 0x87		/* P | RW | US | PS (2 MiB) */
 	.set addr, addr + 0x200000
 	.endr
+
+	.balign 4
+	.globl kit_boot32_magic, kit_boot32_info
+kit_boot32_magic:	.long 0		/* KIT_PVH_MAGIC or multiboot EAX */
+kit_boot32_info:	.long 0		/* EBX: start_info / multiboot info */
 
 	.section .note.GNU-stack, "", @progbits

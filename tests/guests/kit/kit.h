@@ -23,6 +23,16 @@
  * has parsed boot_params (NULL when booted by QEMU through PVH/multiboot). */
 void kit_main(unsigned int cpu, const void *boot_params);
 
+/* Error codes: kit functions that can fail return 0 (or a count) or one of
+ * these negated, with the Linux errno values. */
+#define KIT_EIO			5
+#define KIT_ENOMEM		12
+#define KIT_ENODEV		19
+#define KIT_EINVAL		22
+#define KIT_ENOSPC		28
+#define KIT_ENOTSUP		95
+#define KIT_ETIMEDOUT		110
+
 /* Image bounds from guest.ld. */
 extern char kit_image_start[], _end[];
 

@@ -22,6 +22,11 @@ struct kit_boot_cpuid {
 void kit_start(uint64_t cpu, uint64_t boot_params,
 	       const struct kit_boot_cpuid *id) KIT_NORETURN;
 
+/* Set by the 32-bit QEMU entries in boot32.S (0 otherwise): which entry ran
+ * (the PVH magic 0x336ec578, or the multiboot EAX 0x2badb002) and its EBX
+ * (struct hvm_start_info / multiboot info physical address). */
+extern uint32_t kit_boot32_magic, kit_boot32_info;
+
 /* Boot-vCPU-only setup, before the other vCPUs are released. */
 void kit_boot_init(const void *boot_params);
 void kit_cpu_init(bool have_boot_params, const struct kit_boot_cpuid *id);
