@@ -116,7 +116,7 @@ static void net_rx(struct virtio_net *n)
 		len = readv(n->tap_fd, n->iov, (int)net_iov(n, true));
 		if (len < 0) {
 			/* No frame after all: give the buffer back untouched. */
-			vq->last_avail--;
+			virtq_unpop(vq);
 			break;
 		}
 		for (unsigned int i = n->chain.nread, left = (unsigned int)len;

@@ -417,6 +417,11 @@ bool virtq_enable_notify(struct virtq *vq, bool enable)
 	return virtq_avail_idx(&r) != vq->last_avail;
 }
 
+void virtq_unpop(struct virtq *vq)
+{
+	vq->last_avail--;
+}
+
 bool virtq_has_work(const struct virtq *vq)
 {
 	struct virtq_rings r;

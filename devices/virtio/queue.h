@@ -76,6 +76,10 @@ void virtq_reset(struct virtq *vq);
  * with *why naming the driver's mistake (nothing is consumed then). */
 int virtq_pop(struct virtq *vq, struct virtq_chain *chain, const char **why);
 
+/* Give back the chain the last virtq_pop() returned, untouched, so the next
+ * pop returns it again (e.g. net RX found no frame to put in it). */
+void virtq_unpop(struct virtq *vq);
+
 /* Return a chain: used ring entry {head, written}, then publish used->idx.
  * written = bytes the device wrote into the chain's writable buffers; the
  * caller has marked them dirty (or wrote them with guest_mem_write). */
