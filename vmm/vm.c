@@ -133,8 +133,9 @@ static void vm_set_irq(void *opaque, unsigned int gsi, bool level)
 	struct vm *vm = opaque;
 	struct kvm_irq_level irq = { .irq = gsi, .level = level };
 
-	if (vm->irqchip)
-		ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
+	if (vm->irqchip && ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0 &&
+	    !__atomic_exchange_n(&vm->irq_error_logged, true, __ATOMIC_RELAXED))
+		log_warn("KVM_IRQ_LINE %u: %s: guest interrupts may be lost", gsi, strerror(errno));
 }
 
 static void vm_guest_reset(void *opaque)

@@ -1,5 +1,6 @@
 /* Guest kit ring-0 side: the 64-bit entry of the boot contract, the GDT,
- * per-vCPU TSSes, the IDT and the exception handler.
+ * per-vCPU TSSes, the IDT, the exception handler, the interrupt handler and
+ * the ring-3 sti/cli/hlt emulation (#GP; see irq.c).
  *
  * Every vCPU enters kit_entry64 at once (RDI = vCPU index, RSI = boot_params
  * or 0). Ring 0 is emulated on PVM hosts, so the path to ring 3 is ~40
@@ -75,23 +76,11 @@ kit_entry64:
 	pushq $0
 	.endif
 	pushq $vec
+	.if vec == 13
+	jmp kit_r0_gp
+	.else
 	jmp kit_r0_exception
-	.set vec, vec + 1
-	.endr
-
-/* IDT: interrupt gates (type 0xe, DPL 0) on the kernel code selector. No
- * software-interrupt gate for ring 3: PVM turns a ring-3 "int n" into #UD. */
-	.org KIT_IDT_OFF
-	.set vec, 0
-	.rept KIT_IDT_ENTRIES
-	.set handler, FIXED(KIT_VEC_OFF) + vec * 16
-	.word handler & 0xffff
-	.word KIT_SEL_KCODE
-	.byte 0
-	.byte 0x8e
-	.word (handler >> 16) & 0xffff
-	.long handler >> 32
-	.long 0
+	.endif
 	.set vec, vec + 1
 	.endr
 
@@ -150,6 +139,38 @@ kit_idt_null:				/* lidt this, then fault: triple fault */
 	.fill KIT_IOMAP_BYTES, 1, 0	/* every port allowed */
 	.byte 0xff			/* terminator */
 
+/* Interrupt stubs at KIT_IRQ_VEC_OFF + (n - 32) * 16 for vectors 32..255:
+ * push the vector, join kit_r0_irq (see irq.c for the API around them). */
+	.org KIT_IRQ_VEC_OFF
+	.set vec, KIT_IRQ_FIRST
+	.rept KIT_IDT_ENTRIES - KIT_IRQ_FIRST
+	.org KIT_IRQ_VEC_OFF + (vec - KIT_IRQ_FIRST) * 16
+	pushq $vec
+	jmp kit_r0_irq
+	.set vec, vec + 1
+	.endr
+
+/* IDT: interrupt gates (type 0xe, DPL 0) on the kernel code selector, so
+ * IF is clear in every handler. No software-interrupt gate for ring 3: PVM
+ * turns a ring-3 "int n" into #UD. */
+	.org KIT_IDT_OFF
+	.set vec, 0
+	.rept KIT_IDT_ENTRIES
+	.if vec < KIT_IRQ_FIRST
+	.set handler, FIXED(KIT_VEC_OFF) + vec * 16
+	.else
+	.set handler, FIXED(KIT_IRQ_VEC_OFF) + (vec - KIT_IRQ_FIRST) * 16
+	.endif
+	.word handler & 0xffff
+	.word KIT_SEL_KCODE
+	.byte 0
+	.byte 0x8e
+	.word (handler >> 16) & 0xffff
+	.long handler >> 32
+	.long 0
+	.set vec, vec + 1
+	.endr
+
 /* ------------------------------------------------------------------------ */
 	.text
 
@@ -168,6 +189,70 @@ kit_ring3_start:
 	call kit_start
 	ud2
 	.size kit_ring3_start, . - kit_ring3_start
+
+/* Interrupts (vectors 32..255), entered from a stub with the vector on the
+ * stack above the CPU's frame (rip, cs, rflags, rsp, ss; from ring 3 on the
+ * TSS rsp0 stack, from ring 0 on the same per-vCPU ring-0 stack). Counts
+ * kit_irq_counts[cpu][vector] (cpu from which ring-0 stack we are on), sends
+ * the local APIC EOI unless kit_irq_eoi_defer[vector] is set (level-triggered
+ * sources that ring 3 acknowledges first; the spurious vector), and returns.
+ * 16 instructions: ring 0 is emulated on PVM. */
+	.type kit_r0_irq, @function
+kit_r0_irq:
+	push %rax
+	push %rdx
+	mov %rsp, %rax
+	sub $kit_stack0, %rax
+	shr $KIT_STACK0_SHIFT, %eax
+	shl $8, %eax
+	movzbl 16(%rsp), %edx		/* vector */
+	add %edx, %eax
+	incl kit_irq_counts(, %rax, 4)
+	cmpb $0, kit_irq_eoi_defer(%rdx)
+	jne 1f
+	mov $KIT_LAPIC_EOI, %eax
+	movl $0, (%rax)
+1:	pop %rdx
+	pop %rax
+	add $8, %rsp
+	iretq
+	.size kit_r0_irq, . - kit_r0_irq
+
+/* #GP: ring 3 may not run sti, cli or hlt on PVM even with IOPL=3 (each
+ * raises #GP(0); on hardware they are allowed with IOPL=3 and never get
+ * here, except hlt). Emulate those three for ring 3; anything else is the
+ * usual panic. Stack: vector, error, rip, cs, rflags, rsp, ss.
+ *   sti / cli: set / clear IF in the saved RFLAGS, skip the instruction.
+ *   hlt: wait here with "sti; hlt; cli" whatever the saved IF (an
+ *   interrupt ends the hlt and is taken in ring 0, on this stack), then
+ *   resume after the hlt with the saved IF unchanged. So ring 3 waits
+ *   without a lost wake-up as "cli; check; hlt" (Linux's safe_halt). */
+	.type kit_r0_gp, @function
+kit_r0_gp:
+	testb $3, 24(%rsp)		/* CS: from ring 3 only */
+	jz kit_r0_exception
+	push %rax
+	mov 24(%rsp), %rax		/* faulting rip */
+	cmpb $0xfb, (%rax)
+	je 1f
+	cmpb $0xfa, (%rax)
+	je 2f
+	cmpb $0xf4, (%rax)
+	je 3f
+	pop %rax
+	jmp kit_r0_exception
+1:	orq $0x200, 40(%rsp)		/* sti */
+	jmp 4f
+2:	andq $~0x200, 40(%rsp)		/* cli */
+	jmp 4f
+3:	sti				/* hlt */
+	hlt
+	cli
+4:	incq 24(%rsp)
+	pop %rax
+	add $16, %rsp
+	iretq
+	.size kit_r0_gp, . - kit_r0_gp
 
 /* Ring-0 slow paths: they print, so they are not at fixed addresses. */
 
@@ -335,6 +420,13 @@ kit_r0_puthex:
 	add $32, %rsp
 	ret
 
+	.data
+	.globl kit_irq_eoi_defer	/* u8 [KIT_IDT_ENTRIES]: 1 = no EOI in kit_r0_irq */
+kit_irq_eoi_defer:
+	.fill KIT_IRQ_SPURIOUS, 1, 0
+	.byte 1				/* the spurious vector never takes an EOI */
+	.fill KIT_IDT_ENTRIES - KIT_IRQ_SPURIOUS - 1, 1, 0
+
 	.section .rodata
 kit_r0_hexdigits:	.ascii "0123456789abcdef"
 kit_r0_msg_exc:		.asciz "PANIC: exception "
@@ -353,6 +445,9 @@ kit_stack0:	.skip KIT_MAX_CPUS << KIT_STACK0_SHIFT
 kit_stack3:	.skip KIT_MAX_CPUS << KIT_STACK3_SHIFT
 	.balign 16
 kit_r0_overflow_stack:	.skip 512
+	.balign 64
+	.globl kit_irq_counts		/* u32 [KIT_MAX_CPUS][KIT_IDT_ENTRIES] */
+kit_irq_counts:	.skip KIT_MAX_CPUS * KIT_IDT_ENTRIES * 4
 	.balign 4
 kit_r0_overflow_lock:	.skip 4
 

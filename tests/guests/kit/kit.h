@@ -5,7 +5,8 @@
  * Model: every vCPU enters at once; the kit drops each to ring 3 with IOPL=3
  * (ring 0 is emulated on PVM hosts, ring 3 runs natively) and calls the
  * guest's kit_main() on every vCPU. Ring 3 may use in/out and pause, but not
- * hlt, cli or int n. kit_main returning ends the VM (boot vCPU) or parks the vCPU. */
+ * int n; sti, cli and hlt fault on PVM and the kit emulates them (irq.c).
+ * kit_main returning ends the VM (boot vCPU) or parks the vCPU. */
 #ifndef KIT_H
 #define KIT_H
 
@@ -122,6 +123,52 @@ static inline uint8_t kit_inb(uint16_t port)
 	__asm__ volatile("inb %1, %0" : "=a"(val) : "Nd"(port));
 	return val;
 }
+
+/* --- irq.c: interrupts (LAPIC, IOAPIC, counters, IF) ----------------------
+ * Vectors 32..254 reach kit_r0_irq (entry.S), a ~16-instruction ring-0
+ * handler that counts them per vCPU and sends the LAPIC EOI (unless deferred
+ * for that vector), then irets. Vector 0xff is the LAPIC spurious vector
+ * (counted, no EOI). Nothing is enabled at boot. The APIC MMIO accessors run
+ * in ring 3; IOAPIC accesses take a lock (IOREGSEL/IOWIN pairs). */
+uint32_t kit_lapic_read(uint32_t reg);
+void kit_lapic_write(uint32_t reg, uint32_t val);
+uint32_t kit_lapic_id(void);
+/* This vCPU: mask LVT LINT0/LINT1/error (KVM sets the boot vCPU's LINT0 to
+ * ExtINT), TPR 0, software-enable with spurious vector 0xff. */
+void kit_lapic_enable(void);
+void kit_lapic_eoi(void);
+bool kit_lapic_in_service(unsigned int vector);	/* ISR bit */
+bool kit_lapic_pending(unsigned int vector);		/* IRR bit */
+uint32_t kit_ioapic_read(uint32_t reg);
+void kit_ioapic_write(uint32_t reg, uint32_t val);
+unsigned int kit_ioapic_pins(void);
+/* Redirection entry of `pin`: vector (32..254), fixed delivery, physical
+ * destination apic_id, active high, edge or level, unmasked. */
+int kit_ioapic_route(unsigned int pin, unsigned int vector, unsigned int apic_id, bool level);
+void kit_ioapic_mask(unsigned int pin);
+uint64_t kit_ioapic_entry(unsigned int pin);	/* the raw 64-bit entry */
+/* Interrupts of `vector` taken by vCPU `cpu` so far (any vCPU may read). */
+uint32_t kit_irq_count(unsigned int cpu, unsigned int vector);
+/* defer = true: kit_r0_irq sends no EOI for this vector; the guest calls
+ * kit_lapic_eoi() itself, after acknowledging the device (what level-
+ * triggered sources need on hardware KVM, or they fire again at the EOI).
+ * On PVM level trigger storms anyway: see README.md, "Interrupts". */
+void kit_irq_defer_eoi(unsigned int vector, bool defer);
+/* LAPIC timer of this vCPU: `count` bus cycles (divide by 1; KVM's bus is
+ * 1 GHz, so cycles = ns), one-shot or periodic; count 0 masks it. */
+void kit_lapic_timer(unsigned int vector, uint32_t count, bool periodic);
+/* RFLAGS.IF and waiting, in ring 3. sti, cli and hlt raise #GP in ring 3 on
+ * PVM even with IOPL=3 (hlt does everywhere); the kit's #GP handler emulates
+ * these three for ring 3: sti/cli set/clear the saved IF; hlt waits in
+ * ring 0 with "sti; hlt; cli" whatever IF is (the interrupt is taken in
+ * ring 0), then returns with IF as it was: "cli; check; hlt" loses no
+ * wake-up. kit_irq_popf (popfq) does NOT work on PVM: ring-3 pushfq/popfq
+ * run natively on the host's flags (kit_rflags() reads 0x206 there). */
+void kit_irq_enable(void);		/* sti */
+void kit_irq_disable(void);		/* cli */
+void kit_irq_wait(void);		/* hlt: returns after an interrupt */
+void kit_irq_popf(bool on);
+uint64_t kit_rflags(void);
 
 /* Careful: on PVM hosts a ring-3 cpuid runs natively and describes the
  * host CPU, not the vCPU. The kit reads what it needs in ring 0 at entry;

@@ -16,12 +16,15 @@
 
 /* Offsets inside .kit.fixed. */
 #define KIT_VEC_OFF		0x0800		/* exception stubs, 16 bytes each */
-#define KIT_IDT_OFF		0x0c00		/* KIT_IDT_ENTRIES gates */
 #define KIT_DESC_OFF		0x0e40		/* GDT and IDT pseudo-descriptors */
 #define KIT_GDT_OFF		0x1000
 #define KIT_TSS_OFF		0x1480		/* KIT_MAX_CPUS TSSes, then the I/O bitmap */
+#define KIT_IRQ_VEC_OFF		0x5100		/* interrupt stubs (32..255), 16 bytes each */
+#define KIT_IDT_OFF		0x6000		/* KIT_IDT_ENTRIES gates */
 
-#define KIT_IDT_ENTRIES		32		/* the exceptions only */
+#define KIT_IDT_ENTRIES		256		/* 32 exceptions, then interrupts (irq.c) */
+#define KIT_IRQ_FIRST		32
+#define KIT_IRQ_SPURIOUS	0xff		/* LAPIC spurious vector: counted, no EOI */
 
 /* GDT selectors; user data sits right below user code so that a
  * sysret-style STAR (base 0x10) yields SS = 0x18|3, CS = 0x20|3. */
@@ -46,5 +49,9 @@
 #define KIT_RFLAGS_USER		0x3002		/* IOPL=3, IF=0, bit 1 */
 
 #define KIT_COM1		0x3f8
+
+#define KIT_LAPIC_BASE		0xfee00000	/* xAPIC MMIO */
+#define KIT_LAPIC_EOI		(KIT_LAPIC_BASE + 0xb0)
+#define KIT_IOAPIC_BASE		0xfec00000
 
 #endif
