@@ -8,7 +8,10 @@
  *     fsync: a failed or abandoned checkpoint never leaves a file that looks
  *     valid.
  *   - file reader: large aligned reads.
- *   - fd: any file descriptor (pipe, socket, stdin/stdout): plain read/write.
+ *   - fd: any file descriptor (pipe, socket, stdin/stdout): plain read/write
+ *     loops; a reader that went away is -EPIPE, never a SIGPIPE death
+ *     (send(MSG_NOSIGNAL) on sockets, SIGPIPE blocked and consumed around
+ *     write() on pipes: callers need not ignore SIGPIPE).
  *   - memory: a growable buffer, for tests, with fault injection (fail the
  *     Nth write, read or sync with a chosen errno).
  *
@@ -42,12 +45,22 @@ int snap_stream_open_mem_write(struct snap_stream **out);
 int snap_stream_open_mem_read(const void *data, size_t len, struct snap_stream **out);
 /* Memory streams only: the bytes written so far. */
 const uint8_t *snap_stream_mem_data(const struct snap_stream *s, size_t *len);
-/* Fault injection (memory streams; also file streams, for the
+/* Fault injection (memory streams; also file and fd streams, for the
  * fault-injection tests of checkpoint and restore): the nth (1-based) call of
- * the kind fails with err. 0 disarms. */
+ * the kind, counted from this call, fails with err (negative or positive
+ * errno; 0 means -EIO). nth 0 disarms. A "call" is one I/O of the backend:
+ * memory: each put (write), get/skip (read), commit (sync); fd: each
+ * write()/send()/read() syscall, fsync on commit of a regular file; file:
+ * each io_uring write/read submission, fsync of the file and of the
+ * directory. Walk N = 1, 2, ... until the run succeeds to hit them all. */
 enum snap_stream_fault { SNAP_FAULT_WRITE, SNAP_FAULT_READ, SNAP_FAULT_SYNC };
 void snap_stream_inject_fault(struct snap_stream *s, enum snap_stream_fault kind,
 			      unsigned long nth, int err);
+/* How many calls of the kind the backend has made so far. */
+unsigned long snap_stream_io_count(const struct snap_stream *s, enum snap_stream_fault kind);
+/* True if the stream does O_DIRECT I/O (file streams where the file system
+ * allows it). */
+bool snap_stream_direct(const struct snap_stream *s);
 
 /* Writing. */
 void snap_put_bytes(struct snap_stream *s, const void *buf, size_t len);
@@ -62,7 +75,9 @@ void snap_put_pad(struct snap_stream *s, size_t align);
  * bytes). The memory behind buf must stay unchanged until the next flush or
  * commit returns. */
 void snap_put_pages(struct snap_stream *s, const void *buf, size_t len);
-/* Push buffered data to the backend (and wait for in-flight writes). */
+/* Push buffered data to the backend (and wait for in-flight writes, after
+ * which the memory given to snap_put_pages() may change). An O_DIRECT file
+ * keeps a last partial 4 KiB block buffered until commit. */
 int snap_stream_flush(struct snap_stream *s);
 
 /* Reading: short input is -ENODATA ("truncated"), sticky like any error. */
@@ -86,8 +101,11 @@ int snap_stream_error(const struct snap_stream *s);
 void snap_stream_set_error(struct snap_stream *s, int err);
 
 /* Writing streams: flush, fsync (files), and for files give the temporary
- * its name (rename, then fsync the directory). Returns the sticky error or 0.
- * The stream is freed either way. */
+ * its name (link or rename, then fsync the directory). Returns the sticky
+ * error or 0 (-EEXIST if !overwrite and the path appeared meanwhile). On
+ * failure no file is left at path (an overwritten older file is gone only if
+ * the rename itself happened) and no temporary remains. The stream is freed
+ * either way. */
 int snap_stream_commit(struct snap_stream *s);
 /* Close without committing: a file being written disappears. Frees s. */
 void snap_stream_close(struct snap_stream *s);
