@@ -159,9 +159,12 @@ static int vm_setup_irqchip(struct vm *vm)
 	} else {
 		log_warn("this KVM has no in-kernel irqchip: guest interrupts will not be delivered");
 	}
-	if (vm->irqchip && vm_check_extension(vm, KVM_CAP_PIT2) &&
-	    ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		log_warn("KVM_CREATE_PIT2: %s: the guest has no PIT", strerror(errno));
+	if (vm->irqchip && vm_check_extension(vm, KVM_CAP_PIT2)) {
+		if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+			log_warn("KVM_CREATE_PIT2: %s: the guest has no PIT", strerror(errno));
+		else
+			vm->has_pit = true;
+	}
 	return 0;
 }
 

@@ -71,6 +71,7 @@ struct vm {
 	struct kvm_cpuid2 *cpuid;
 	uint32_t tsc_khz;
 	bool irqchip;
+	bool has_pit;
 	bool irq_error_logged;
 	unsigned int ncpus;
 	struct vcpu *vcpus;
