@@ -3,20 +3,19 @@
 import argparse
 import csv
 import os
-import platform
-import re
 import select
 import statistics
 import subprocess
 import sys
 import time
 
+from benchdoc import host_description, update_section
+
 VMM = "build-bench/vmm"
 GUEST = "build-bench/tests/guests/hello"
 FIRST_LINE = b"hello from vmm guest"
 MEM = "128M"
 CSV_PATH = "docs/data/bench-boot.csv"
-DOC = "docs/performance.md"
 
 QEMU_COMMON = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host,-arch-capabilities",
                "-m", MEM, "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio",
@@ -97,24 +96,6 @@ def med(rows, key):
     return statistics.median(vals) if vals else float("nan")
 
 
-def qemu_version():
-    out = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True)
-    return out.stdout.splitlines()[0] if out.stdout else "qemu ?"
-
-
-def update_doc(table):
-    begin, end = "<!-- bench-boot:begin -->", "<!-- bench-boot:end -->"
-    text = open(DOC).read() if os.path.exists(DOC) else "# Performance\n"
-    block = begin + "\n" + table + end
-    if begin in text:
-        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block, text,
-                      flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    with open(DOC, "w") as f:
-        f.write(text)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
@@ -143,16 +124,14 @@ def main():
         lines.append("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.1fx |" % (
             name, len(sel), fl, ex, own / 1024, peak / 1024, fl / base["first_line_ms"]))
     table = "\n".join(lines) + "\n"
-    host = "%s, %d CPUs, kernel %s, %s, KVM %s" % (
-        platform.node(), os.cpu_count(), platform.release(), qemu_version(),
-        "PVM (software)" if os.path.exists("/sys/module/kvm_pvm") else "hardware")
+    host = host_description()
     note = ("\nMeasured %s on %s by `./scripts/bench-boot --runs %d`. Medians; guest `hello` with %s RAM, 1 vCPU; "
             "own RSS = RssAnon + RssFile at the first line (guest RAM, a memfd in both, "
             "left out); peak RSS = VmHWM at the first line, touched guest RAM included. Raw runs: `%s`.\n" % (
                 time.strftime("%Y-%m-%d"), host, args.runs, MEM, CSV_PATH))
     print(table + note)
     if not args.no_docs:
-        update_doc(table + note)
+        update_section("bench-boot", table + note)
 
 
 if __name__ == "__main__":
