@@ -238,6 +238,19 @@ static void blk_start(struct virtio_blk *b, const struct virtq_chain *c)
 	b->inflight++;
 }
 
+static void blk_finish(struct virtio_blk *b, struct io_uring_cqe *cqe, bool push);
+
+/* Complete whatever the kernel has finished. Lock held. */
+static void blk_reap(struct virtio_blk *b)
+{
+	struct io_uring_cqe *cqe;
+
+	while (b->inflight && io_uring_peek_cqe(&b->ring, &cqe) == 0) {
+		blk_finish(b, cqe, true);
+		io_uring_cqe_seen(&b->ring, cqe);
+	}
+}
+
 static void blk_queue_notify(void *dev, unsigned int q)
 {
 	struct virtio_blk *b = dev;
@@ -255,6 +268,9 @@ static void blk_queue_notify(void *dev, unsigned int q)
 	} while (virtq_enable_notify(vq, true));
 	if (io_uring_sq_ready(&b->ring))
 		io_uring_submit(&b->ring);
+	/* Reads served from the page cache complete inside the submit: hand
+	 * them back now rather than after another trip through the eventfd. */
+	blk_reap(b);
 	virtio_mmio_used(&b->t, 0);
 }
 
@@ -284,16 +300,12 @@ static void blk_finish(struct virtio_blk *b, struct io_uring_cqe *cqe, bool push
 static void blk_completions(void *opaque, int fd, uint32_t events)
 {
 	struct virtio_blk *b = opaque;
-	struct io_uring_cqe *cqe;
 	uint64_t n;
 
 	if (read(fd, &n, sizeof(n)) < 0)
 		return;
 	pthread_mutex_lock(&b->t.lock);
-	while (b->inflight && io_uring_peek_cqe(&b->ring, &cqe) == 0) {
-		blk_finish(b, cqe, true);
-		io_uring_cqe_seen(&b->ring, cqe);
-	}
+	blk_reap(b);
 	virtio_mmio_used(&b->t, 0);
 	pthread_mutex_unlock(&b->t.lock);
 }
