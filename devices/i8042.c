@@ -1,5 +1,7 @@
 #include "devices/i8042.h"
 #include "vmm/bus.h"
+#include "snapshot/registry.h"
+#include "snapshot/stream.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -164,4 +166,50 @@ void i8042_destroy(struct i8042 *k)
 		return;
 	pthread_mutex_destroy(&k->lock);
 	free(k);
+}
+
+/* State section "i8042", version 1: status, command byte, output byte,
+ * pending command. */
+static int i8042_save(void *opaque, struct snap_stream *st)
+{
+	struct i8042 *k = opaque;
+	uint8_t v[4];
+
+	pthread_mutex_lock(&k->lock);
+	v[0] = k->status;
+	v[1] = k->ctr;
+	v[2] = k->out;
+	v[3] = k->pending;
+	pthread_mutex_unlock(&k->lock);
+	snap_put_bytes(st, v, sizeof(v));
+	return 0;
+}
+
+static int i8042_load(void *opaque, struct snap_stream *st, uint32_t version)
+{
+	struct i8042 *k = opaque;
+	uint8_t v[4];
+
+	snap_get_bytes(st, v, sizeof(v));
+	if (snap_stream_error(st))
+		return snap_stream_error(st);
+	if (v[3] != 0 && v[3] != CMD_WRITE_CTR && v[3] != CMD_WRITE_OUT)
+		return -EPROTO;
+	pthread_mutex_lock(&k->lock);
+	k->status = v[0];
+	k->ctr = v[1];
+	k->out = v[2];
+	k->pending = v[3];
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+static const struct snap_section_ops i8042_state_ops = {
+	.name = "i8042", .version = 1, .min_version = 1,
+	.save = i8042_save, .load = i8042_load,
+};
+
+int i8042_register_state(struct snap_registry *reg, struct i8042 *k)
+{
+	return snap_registry_add(reg, &i8042_state_ops, 0, k);
 }

@@ -5,6 +5,8 @@
 #include "devices/serial.h"
 #include "vmm/bus.h"
 #include "vmm/irq.h"
+#include "snapshot/registry.h"
+#include "snapshot/stream.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -257,4 +259,73 @@ size_t serial_rx_space(struct serial *s)
 	n = SERIAL_RX_FIFO - s->rx_len;
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+/* State section "serial", version 1: the registers, whether a THRE
+ * interrupt is pending, the IRQ line level, then the receive FIFO's bytes in
+ * order (u32 count, bytes). The line level is not re-driven on load: the
+ * interrupt controller's own state, restored with it, already holds it. */
+static int serial_save(void *opaque, struct snap_stream *st)
+{
+	struct serial *s = opaque;
+	uint8_t regs[9];
+
+	pthread_mutex_lock(&s->lock);
+	regs[0] = s->ier;
+	regs[1] = s->lcr;
+	regs[2] = s->mcr;
+	regs[3] = s->scr;
+	regs[4] = s->fcr;
+	regs[5] = s->dll;
+	regs[6] = s->dlm;
+	regs[7] = s->thri_pending;
+	regs[8] = s->irq_level;
+	snap_put_bytes(st, regs, sizeof(regs));
+	snap_put_le32(st, (uint32_t)s->rx_len);
+	for (size_t i = 0; i < s->rx_len; i++)
+		snap_put_u8(st, s->rx[(s->rx_head + i) % SERIAL_RX_FIFO]);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int serial_load(void *opaque, struct snap_stream *st, uint32_t version)
+{
+	struct serial *s = opaque;
+	uint8_t regs[9], rx[SERIAL_RX_FIFO];
+	uint32_t n;
+
+	snap_get_bytes(st, regs, sizeof(regs));
+	n = snap_get_le32(st);
+	if (snap_stream_error(st))
+		return snap_stream_error(st);
+	if (n > SERIAL_RX_FIFO || regs[7] > 1 || regs[8] > 1)
+		return -EPROTO;
+	snap_get_bytes(st, rx, n);
+	if (snap_stream_error(st))
+		return snap_stream_error(st);
+	pthread_mutex_lock(&s->lock);
+	s->ier = regs[0] & 0x0f;
+	s->lcr = regs[1];
+	s->mcr = regs[2] & 0x1f;
+	s->scr = regs[3];
+	s->fcr = regs[4];
+	s->dll = regs[5];
+	s->dlm = regs[6];
+	s->thri_pending = regs[7];
+	s->irq_level = regs[8];
+	memcpy(s->rx, rx, n);
+	s->rx_head = 0;
+	s->rx_len = n;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static const struct snap_section_ops serial_state_ops = {
+	.name = "serial", .version = 1, .min_version = 1,
+	.save = serial_save, .load = serial_load,
+};
+
+int serial_register_state(struct snap_registry *reg, struct serial *s, uint32_t instance)
+{
+	return snap_registry_add(reg, &serial_state_ops, instance, s);
 }
