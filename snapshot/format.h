@@ -190,11 +190,12 @@ struct snap_record {
 struct snap_reader_section {
 	char name[SNAP_SECTION_NAME_MAX + 1];
 	uint32_t instance;
+	uint32_t version;
 	uint8_t type;               /* SNAP_REC_START or SNAP_REC_FULL */
 	bool ended;                 /* START: its END was read */
 };
 
-enum snap_reader_state { SNAP_R_IDLE, SNAP_R_BUFFERED, SNAP_R_STREAMED, SNAP_R_DONE };
+enum snap_reader_state { SNAP_R_BEGIN, SNAP_R_IDLE, SNAP_R_BUFFERED, SNAP_R_STREAMED, SNAP_R_DONE };
 
 struct snap_reader {
 	struct snap_stream *s;
