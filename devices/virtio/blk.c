@@ -9,6 +9,8 @@
 #include "devices/virtio/worker.h"
 #include "vmm/log.h"
 #include "vmm/memory.h"
+#include "snapshot/registry.h"
+#include "snapshot/stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -323,6 +325,19 @@ static void blk_reset(void *dev)
 	}
 }
 
+/* Checkpoint: complete every request the kernel still has. */
+static void blk_quiesce(void *dev)
+{
+	struct virtio_blk *b = dev;
+	struct io_uring_cqe *cqe;
+
+	while (b->inflight && io_uring_wait_cqe(&b->ring, &cqe) == 0) {
+		blk_finish(b, cqe, true);
+		io_uring_cqe_seen(&b->ring, cqe);
+	}
+	virtio_mmio_used(&b->t, 0);
+}
+
 static void blk_config_read(void *dev, unsigned int off, void *data, unsigned int len)
 {
 	struct virtio_blk *b = dev;
@@ -356,6 +371,7 @@ static const struct virtio_dev_ops blk_ops_rw = {
 	.config_read = blk_config_read,
 	.reset = blk_reset,
 	.queue_notify = blk_queue_notify,
+	.quiesce = blk_quiesce,
 };
 
 static const struct virtio_dev_ops blk_ops_ro = {
@@ -369,6 +385,7 @@ static const struct virtio_dev_ops blk_ops_ro = {
 	.config_read = blk_config_read,
 	.reset = blk_reset,
 	.queue_notify = blk_queue_notify,
+	.quiesce = blk_quiesce,
 };
 
 static int blk_open(struct virtio_blk *b, const char *path, bool ro)
@@ -465,4 +482,53 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b);
+}
+
+/* State section "virtio-blk", version 1: capacity (sectors), read-only
+ * flag, then the transport. The disk's contents are the disk's: a restore
+ * must be given the same image (or a copy), which the capacity checks in
+ * part. */
+static int blk_save(void *opaque, struct snap_stream *s)
+{
+	struct virtio_blk *b = opaque;
+
+	snap_put_le64(s, b->capacity);
+	snap_put_u8(s, b->ro);
+	return virtio_mmio_save(&b->t, s);
+}
+
+static int blk_load(void *opaque, struct snap_stream *s, uint32_t version)
+{
+	struct virtio_blk *b = opaque;
+	uint64_t capacity = snap_get_le64(s);
+	uint8_t ro = snap_get_u8(s);
+	char err[256];
+	int r;
+
+	if (snap_stream_error(s))
+		return snap_stream_error(s);
+	if (capacity != b->capacity || ro != b->ro) {
+		log_err("restore: %s: the snapshot's disk had %llu sectors%s; this one has %llu%s",
+			b->t.name, (unsigned long long)capacity, ro ? " (read-only)" : "",
+			(unsigned long long)b->capacity, b->ro ? " (read-only)" : "");
+		return -EPROTO;
+	}
+	r = virtio_mmio_load(&b->t, s, err, sizeof(err));
+	if (r == -EPROTO)
+		log_err("restore: %s", err);
+	return r;
+}
+
+static const struct snap_section_ops blk_state_ops = {
+	.name = "virtio-blk", .version = 1, .min_version = 1, .save = blk_save, .load = blk_load,
+};
+
+int virtio_blk_register_state(struct snap_registry *reg, struct virtio_blk *b, uint32_t instance)
+{
+	return snap_registry_add(reg, &blk_state_ops, instance, b);
+}
+
+struct virtio_mmio *virtio_blk_transport(struct virtio_blk *b)
+{
+	return &b->t;
 }

@@ -3,6 +3,7 @@
 #include "devices/virtio/mmio.h"
 #include "vmm/bus.h"
 #include "vmm/log.h"
+#include "snapshot/stream.h"
 
 #include <errno.h>
 #include <linux/kvm.h>
@@ -53,7 +54,7 @@ bool virtio_mmio_has_feature(const struct virtio_mmio *t, unsigned int bit)
 bool virtio_mmio_live(const struct virtio_mmio *t)
 {
 	return (t->status & VIRTIO_STATUS_DRIVER_OK) &&
-	       !(t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	       !(t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET) && !t->paused;
 }
 
 static struct virtq *virtio_mmio_cur_queue(struct virtio_mmio *t)
@@ -417,4 +418,129 @@ void virtio_mmio_destroy(struct virtio_mmio *t)
 	}
 	pthread_mutex_destroy(&t->lock);
 	t->ops = NULL;
+}
+
+void virtio_mmio_pause(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->paused = true;
+	if (t->ops->quiesce)
+		t->ops->quiesce(t->dev);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void virtio_mmio_resume(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->paused = false;
+	for (unsigned int q = 0; q < t->ops->num_queues && virtio_mmio_live(t); q++)
+		if (t->queues[q].ready)
+			virtio_mmio_kick(t, q);
+	pthread_mutex_unlock(&t->lock);
+}
+
+#define VIRTIO_STATUS_KNOWN (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | \
+			     VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK | \
+			     VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED)
+
+int virtio_mmio_save(struct virtio_mmio *t, struct snap_stream *s)
+{
+	pthread_mutex_lock(&t->lock);
+	snap_put_le32(s, t->status);
+	snap_put_le32(s, t->device_features_sel);
+	snap_put_le32(s, t->driver_features_sel);
+	snap_put_le64(s, t->driver_features);
+	snap_put_le32(s, t->queue_sel);
+	snap_put_le32(s, t->interrupt_status);
+	snap_put_le32(s, t->config_generation);
+	snap_put_u8(s, t->irq_level);
+	snap_put_le32(s, t->ops->num_queues);
+	for (unsigned int q = 0; q < t->ops->num_queues; q++) {
+		const struct virtq *vq = &t->queues[q];
+
+		snap_put_le16(s, vq->size);
+		snap_put_u8(s, vq->ready);
+		snap_put_u8(s, vq->event_idx);
+		snap_put_le64(s, vq->desc_gpa);
+		snap_put_le64(s, vq->avail_gpa);
+		snap_put_le64(s, vq->used_gpa);
+		snap_put_le16(s, vq->last_avail);
+		snap_put_le16(s, vq->used_idx);
+		snap_put_le16(s, vq->signalled_used);
+		snap_put_u8(s, vq->signalled_valid);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return snap_stream_error(s);
+}
+
+int virtio_mmio_load(struct virtio_mmio *t, struct snap_stream *s, char *err, size_t errlen)
+{
+	struct virtio_mmio in = { .ops = t->ops };
+	struct virtq q[VIRTIO_MMIO_MAX_QUEUES];
+	const char *why = NULL;
+	uint8_t flags[4];
+	uint32_t nq;
+
+	in.status = snap_get_le32(s);
+	in.device_features_sel = snap_get_le32(s);
+	in.driver_features_sel = snap_get_le32(s);
+	in.driver_features = snap_get_le64(s);
+	in.queue_sel = snap_get_le32(s);
+	in.interrupt_status = snap_get_le32(s);
+	in.config_generation = snap_get_le32(s);
+	flags[0] = snap_get_u8(s);
+	nq = snap_get_le32(s);
+	if (snap_stream_error(s))
+		return snap_stream_error(s);
+	if (nq != t->ops->num_queues) {
+		snprintf(err, errlen, "%s: snapshot has %u queues, this device %u", t->name, nq,
+			 t->ops->num_queues);
+		return -EPROTO;
+	}
+	for (unsigned int i = 0; i < nq; i++) {
+		q[i] = (struct virtq){ .mem = t->mem };
+		q[i].size = snap_get_le16(s);
+		flags[1] = snap_get_u8(s);
+		flags[2] = snap_get_u8(s);
+		q[i].desc_gpa = snap_get_le64(s);
+		q[i].avail_gpa = snap_get_le64(s);
+		q[i].used_gpa = snap_get_le64(s);
+		q[i].last_avail = snap_get_le16(s);
+		q[i].used_idx = snap_get_le16(s);
+		q[i].signalled_used = snap_get_le16(s);
+		flags[3] = snap_get_u8(s);
+		if (snap_stream_error(s))
+			return snap_stream_error(s);
+		if (flags[1] > 1 || flags[2] > 1 || flags[3] > 1 || q[i].size > t->ops->queue_max) {
+			snprintf(err, errlen, "%s: queue %u: invalid state", t->name, i);
+			return -EPROTO;
+		}
+		q[i].ready = flags[1];
+		q[i].event_idx = flags[2];
+		q[i].signalled_valid = flags[3];
+		if (q[i].ready && virtq_check(&q[i], &why)) {
+			snprintf(err, errlen, "%s: queue %u: %s", t->name, i, why);
+			return -EPROTO;
+		}
+	}
+	if (flags[0] > 1 || (in.status & ~(uint32_t)VIRTIO_STATUS_KNOWN) ||
+	    (in.driver_features & ~virtio_mmio_offered(t))) {
+		snprintf(err, errlen,
+			 "%s: the snapshot's device state does not fit this device (features 0x%llx, offered 0x%llx; a read-only disk where it was writable?)",
+			 t->name, (unsigned long long)in.driver_features,
+			 (unsigned long long)virtio_mmio_offered(t));
+		return -EPROTO;
+	}
+	pthread_mutex_lock(&t->lock);
+	t->status = in.status;
+	t->device_features_sel = in.device_features_sel;
+	t->driver_features_sel = in.driver_features_sel;
+	t->driver_features = in.driver_features;
+	t->queue_sel = in.queue_sel;
+	t->interrupt_status = in.interrupt_status;
+	t->config_generation = in.config_generation;
+	t->irq_level = flags[0];
+	memcpy(t->queues, q, nq * sizeof(q[0]));
+	pthread_mutex_unlock(&t->lock);
+	return 0;
 }

@@ -15,10 +15,12 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct bus;
 struct guest_mem;
+struct snap_stream;
 struct virtio_mmio;
 
 #define VIRTIO_MMIO_SIZE        0x1000
@@ -57,6 +59,9 @@ struct virtio_dev_ops {
 	void (*reset)(void *dev);
 	/* Queue q has new buffers (device thread, lock held). */
 	void (*queue_notify)(void *dev, unsigned int q);
+	/* Checkpoint: finish what is in flight now (lock held); nothing may
+	 * touch guest RAM or the queues afterwards until resume. */
+	void (*quiesce)(void *dev);
 };
 
 /* Where a virtio device is attached: its MMIO window, IRQ, and the VM. */
@@ -88,6 +93,7 @@ struct virtio_mmio {
 	uint32_t interrupt_status;
 	uint32_t config_generation;
 	bool broken_logged;
+	bool paused;                 /* quiesced for a checkpoint */
 	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
 };
 
@@ -105,7 +111,19 @@ bool virtio_mmio_has_feature(const struct virtio_mmio *t, unsigned int bit);
 void virtio_mmio_used(struct virtio_mmio *t, unsigned int q);
 /* The driver broke the protocol: log once, set DEVICE_NEEDS_RESET, tell it. */
 void virtio_mmio_fail(struct virtio_mmio *t, const char *why);
-/* Is the device live (DRIVER_OK, not broken)? */
+/* Is the device live (DRIVER_OK, not broken, not paused)? */
 bool virtio_mmio_live(const struct virtio_mmio *t);
+
+/* Checkpoint support. Pause: in-flight I/O completes and the device stops
+ * touching guest RAM (the vCPUs must be paused first). Resume: every ready
+ * queue is looked at again, as notifications were ignored meanwhile. */
+void virtio_mmio_pause(struct virtio_mmio *t);
+void virtio_mmio_resume(struct virtio_mmio *t);
+/* The transport's state (registers, queue positions) into a section, and
+ * back into a device created with the same configuration. Load checks
+ * everything (features offered, queue sizes, ring addresses in RAM) before
+ * it changes anything; -EPROTO with err set if the snapshot does not fit. */
+int virtio_mmio_save(struct virtio_mmio *t, struct snap_stream *s);
+int virtio_mmio_load(struct virtio_mmio *t, struct snap_stream *s, char *err, size_t errlen);
 
 #endif

@@ -11,6 +11,8 @@
 #include "devices/virtio/worker.h"
 #include "vmm/log.h"
 #include "vmm/memory.h"
+#include "snapshot/registry.h"
+#include "snapshot/stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -289,4 +291,53 @@ void virtio_net_destroy(struct virtio_net *n)
 	if (n->tap_fd >= 0)
 		close(n->tap_fd);
 	free(n);
+}
+
+/* State section "virtio-net", version 1: the MAC the guest knows, then the
+ * transport. Frames in the host's tap queue are not guest state. */
+static int net_save(void *opaque, struct snap_stream *s)
+{
+	struct virtio_net *n = opaque;
+
+	snap_put_bytes(s, n->config, 6);
+	return virtio_mmio_save(&n->t, s);
+}
+
+static int net_load(void *opaque, struct snap_stream *s, uint32_t version)
+{
+	struct virtio_net *n = opaque;
+	uint8_t mac[6];
+	char err[256];
+	int r;
+
+	snap_get_bytes(s, mac, sizeof(mac));
+	if (snap_stream_error(s))
+		return snap_stream_error(s);
+	if (mac[0] & 1) {
+		log_err("restore: %s: the snapshot's MAC is a multicast address", n->t.name);
+		return -EPROTO;
+	}
+	r = virtio_mmio_load(&n->t, s, err, sizeof(err));
+	if (r == -EPROTO)
+		log_err("restore: %s", err);
+	if (!r) {
+		pthread_mutex_lock(&n->t.lock);
+		memcpy(n->config, mac, sizeof(mac));
+		pthread_mutex_unlock(&n->t.lock);
+	}
+	return r;
+}
+
+static const struct snap_section_ops net_state_ops = {
+	.name = "virtio-net", .version = 1, .min_version = 1, .save = net_save, .load = net_load,
+};
+
+int virtio_net_register_state(struct snap_registry *reg, struct virtio_net *n, uint32_t instance)
+{
+	return snap_registry_add(reg, &net_state_ops, instance, n);
+}
+
+struct virtio_mmio *virtio_net_transport(struct virtio_net *n)
+{
+	return &n->t;
 }

@@ -1,7 +1,9 @@
 #include "devices/virtio/rng.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/worker.h"
+#include "vmm/log.h"
 #include "vmm/memory.h"
+#include "snapshot/registry.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -103,4 +105,37 @@ void virtio_rng_destroy(struct virtio_rng *r)
 	virtio_worker_destroy(&r->w);
 	virtio_mmio_destroy(&r->t);
 	free(r);
+}
+
+/* State section "virtio-rng", version 1: the transport alone. */
+static int rng_save(void *opaque, struct snap_stream *s)
+{
+	struct virtio_rng *r = opaque;
+
+	return virtio_mmio_save(&r->t, s);
+}
+
+static int rng_load(void *opaque, struct snap_stream *s, uint32_t version)
+{
+	struct virtio_rng *r = opaque;
+	char err[256];
+	int e = virtio_mmio_load(&r->t, s, err, sizeof(err));
+
+	if (e == -EPROTO)
+		log_err("restore: %s", err);
+	return e;
+}
+
+static const struct snap_section_ops rng_state_ops = {
+	.name = "virtio-rng", .version = 1, .min_version = 1, .save = rng_save, .load = rng_load,
+};
+
+int virtio_rng_register_state(struct snap_registry *reg, struct virtio_rng *r)
+{
+	return snap_registry_add(reg, &rng_state_ops, 0, r);
+}
+
+struct virtio_mmio *virtio_rng_transport(struct virtio_rng *r)
+{
+	return &r->t;
 }
