@@ -36,5 +36,7 @@ void api_destroy(struct api *api);
 /* Client side: send {"execute": cmd}, wait for the response line.
  * Returns 0 and a malloc'ed *response, or -errno after logging why. */
 int api_client_call(const char *path, const char *cmd, char **response);
+/* The same with a whole request line (no newline). */
+int api_client_request(const char *path, const char *line, char **response);
 
 #endif

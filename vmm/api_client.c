@@ -11,7 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define API_CLIENT_TIMEOUT_MS 30000
+/* Long enough for a checkpoint of a large guest to a slow disk. */
+#define API_CLIENT_TIMEOUT_MS (30 * 60 * 1000)
 
 static int api_client_connect(const char *path)
 {
@@ -85,18 +86,16 @@ static int api_client_read_line(int fd, const char *path, char **response)
 	}
 }
 
-int api_client_call(const char *path, const char *cmd, char **response)
+int api_client_request(const char *path, const char *line, char **response)
 {
-	char req[128];
-	int fd, n, err;
+	size_t n = strlen(line);
+	int fd, err;
 
-	n = snprintf(req, sizeof(req), "{\"execute\":\"%s\"}\n", cmd);
-	if (n < 0 || (size_t)n >= sizeof(req))
-		return -EINVAL;
 	fd = api_client_connect(path);
 	if (fd < 0)
 		return fd;
-	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+	if (send(fd, line, n, MSG_NOSIGNAL) != (ssize_t)n ||
+	    send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
 		err = -errno;
 		log_err("control socket %s: sending the request: %s", path, strerror(-err));
 		close(fd);
@@ -105,4 +104,14 @@ int api_client_call(const char *path, const char *cmd, char **response)
 	err = api_client_read_line(fd, path, response);
 	close(fd);
 	return err;
+}
+
+int api_client_call(const char *path, const char *cmd, char **response)
+{
+	char req[128];
+	int n = snprintf(req, sizeof(req), "{\"execute\":\"%s\"}", cmd);
+
+	if (n < 0 || (size_t)n >= sizeof(req))
+		return -EINVAL;
+	return api_client_request(path, req, response);
 }

@@ -6,6 +6,9 @@
 #include "vmm/log.h"
 #include "vmm/loop.h"
 #include "vmm/vm.h"
+#include "vmm/serve.h"
+#include "vmm/snapcmd.h"
+#include "snapshot/checkpoint.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -28,6 +31,9 @@ static void usage(FILE *f)
 "\n"
 "Commands:\n"
 "  run      start a guest (vmm run --help)\n"
+"  checkpoint  save a running guest to a file  (--api-sock PATH --out FILE)\n"
+"  restore  run a guest from a snapshot        (--from FILE)\n"
+"  inspect  describe a snapshot, verify its checksums (FILE [--json])\n"
 "  status   print a running vmm's state as JSON      (--api-sock PATH)\n"
 "  pause    stop a running guest's vCPUs             (--api-sock PATH)\n"
 "  resume   let a paused guest run again             (--api-sock PATH)\n"
@@ -85,17 +91,28 @@ static void set_log_level(int verbosity)
 
 static int cmd_run(int argc, char **argv)
 {
-	struct run_ctx ctx = { 0 };
 	struct vm_config cfg;
-	struct console console = { .in_fd = -1, .out_fd = -1, .retry_fd = -1 };
-	struct api *api = NULL;
-	int verbosity = 0, sfd = -1, code = VM_EXIT_ERROR, err;
-	sigset_t set;
+	int verbosity = 0, err;
 
 	err = config_parse_run(argc, argv, &cfg, &verbosity);
 	if (err)
 		return err > 0 ? 0 : VM_EXIT_USAGE;
 	set_log_level(verbosity);
+	return vmm_serve(&cfg, NULL, false);
+}
+
+/* Create the VM (from a kernel, or from the snapshot r is reading), run it
+ * with its console, control socket and signals until it ends; returns the
+ * exit status. */
+int vmm_serve(struct vm_config *cfg_in, struct snap_reader *restore, bool paused)
+{
+	struct run_ctx ctx = { 0 };
+	struct vm_config cfg = *cfg_in;
+	struct console console = { .in_fd = -1, .out_fd = -1, .retry_fd = -1 };
+	struct api *api = NULL;
+	int sfd = -1, code = VM_EXIT_ERROR;
+	sigset_t set;
+
 	signal(SIGPIPE, SIG_IGN);
 	if (block_run_signals(&set) < 0)
 		return VM_EXIT_ERROR;
@@ -108,6 +125,20 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	if (vm_create(&cfg, console.out_fd, &ctx.vm) < 0)
 		goto out;
+	if (restore) {
+		struct ram_stats ram;
+		char err[512] = "";
+		int e = restore_load(restore, ctx.vm, &ram, err, sizeof(err));
+
+		if (e) {
+			log_err("restore: %s", err[0] ? err : strerror(-e));
+			goto out;
+		}
+		log_info("restored %llu MiB of RAM data in %llu records",
+			 (unsigned long long)(ram.bytes_data >> 20), (unsigned long long)ram.records);
+		if (paused)
+			vm_pause_before_start(ctx.vm);
+	}
 	if (loop_add(ctx.loop, ctx.vm->exit_efd, EPOLLIN, on_vm_exit, &ctx) < 0 ||
 	    loop_add(ctx.loop, sfd, EPOLLIN, on_signal, &ctx) < 0) {
 		log_err("cannot set up the event loop");
@@ -119,12 +150,17 @@ static int cmd_run(int argc, char **argv)
 		log_err("cannot attach the console: %s", strerror(errno));
 		goto out;
 	}
-	log_info("starting %s guest '%s': %u vCPU(s), %llu MiB", ctx.vm->boot.format,
+	log_info("starting %s guest '%s': %u vCPU(s), %llu MiB",
+		 restore ? "restored" : ctx.vm->boot.format,
 		 cfg.kernel, cfg.ncpus, (unsigned long long)(cfg.mem_size >> 20));
 	if (vm_start(ctx.vm) < 0) {
 		vm_request_exit(ctx.vm, VM_EXIT_ERROR, "could not start the vCPUs");
-	} else if (loop_run(ctx.loop) < 0) {
-		vm_request_exit(ctx.vm, VM_EXIT_ERROR, "event loop failed: %s", strerror(errno));
+	} else {
+		if (restore)
+			restore_resume_devices(ctx.vm);
+		if (loop_run(ctx.loop) < 0)
+			vm_request_exit(ctx.vm, VM_EXIT_ERROR, "event loop failed: %s",
+					strerror(errno));
 	}
 	log_debug("exit requested: %s", ctx.vm->exit_msg);
 	vm_stop(ctx.vm);
@@ -235,6 +271,12 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "checkpoint"))
+		return cmd_checkpoint(argc - 1, argv + 1);
+	if (!strcmp(cmd, "restore"))
+		return cmd_restore(argc - 1, argv + 1);
+	if (!strcmp(cmd, "inspect"))
+		return cmd_inspect(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status") || !strcmp(cmd, "pause") || !strcmp(cmd, "resume") ||
 	    !strcmp(cmd, "stop"))
 		return cmd_client(cmd, argc - 1, argv + 1);

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -207,11 +208,21 @@ static int vm_setup_virtio(struct vm *vm)
 					&vm->disks[i]);
 	}
 	for (unsigned int i = 0; !err && i < cfg->nnets; i++) {
+		struct vm_net *net = &vm->cfg.nets[i];
+
+		/* Pick the MAC here, so the configuration (and a snapshot of it)
+		 * holds the address the guest sees. */
+		if (!net->has_mac) {
+			net->mac[0] = 0x52;
+			net->mac[1] = 0x54;
+			net->mac[2] = 0x00;
+			if (getrandom(net->mac + 3, 3, 0) != 3)
+				net->mac[5] = (uint8_t)(getpid() + i);
+			net->has_mac = true;
+		}
 		vm_virtio_slot(vm, &env, &cmdlen);
 		snprintf(name, sizeof(name), "virtio-net%u", i);
-		err = virtio_net_create(&env, name, cfg->nets[i].tap,
-					cfg->nets[i].has_mac ? cfg->nets[i].mac : NULL,
-					&vm->nets[i]);
+		err = virtio_net_create(&env, name, net->tap, net->mac, &vm->nets[i]);
 	}
 	if (!err && cfg->rng) {
 		vm_virtio_slot(vm, &env, &cmdlen);
@@ -255,6 +266,8 @@ static int vm_setup_vcpus(struct vm *vm)
 		err = vcpu_create(vm, i, &vm->vcpus[i]);
 		if (err)
 			return err;
+		if (vm->cfg.restore)
+			continue;   /* the snapshot's "cpu" sections set everything */
 		err = vcpu_set_boot_state(&vm->vcpus[i], vm->boot.entry, vm->boot.zero_page,
 					  vm->boot.start_all_vcpus);
 		if (err) {
@@ -318,11 +331,15 @@ int vm_create(const struct vm_config *cfg, int console_out, struct vm **out)
 	err = vm_setup_devices(vm);
 	if (err)
 		return err;
-	err = boot_load_kernel(&vm->mem, cfg->kernel, vm->cmdline, &vm->boot);
-	if (err)
-		return err;
-	log_debug("kernel loaded: %s, entry 0x%llx", vm->boot.format,
-		  (unsigned long long)vm->boot.entry);
+	if (!cfg->restore) {
+		err = boot_load_kernel(&vm->mem, cfg->kernel, vm->cmdline, &vm->boot);
+		if (err)
+			return err;
+		log_debug("kernel loaded: %s, entry 0x%llx", vm->boot.format,
+			  (unsigned long long)vm->boot.entry);
+	} else {
+		vm->boot.format = "snapshot";
+	}
 	err = vm_setup_vcpus(vm);
 	if (!err)
 		log_debug("%u vCPU(s) created", vm->ncpus);
@@ -393,6 +410,14 @@ int vm_pause(struct vm *vm)
 	vm->paused = true;
 	pthread_mutex_unlock(&vm->lock);
 	return 0;
+}
+
+void vm_pause_before_start(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	__atomic_store_n(&vm->pause_req, true, __ATOMIC_RELEASE);
+	vm->paused = true;
+	pthread_mutex_unlock(&vm->lock);
 }
 
 int vm_resume(struct vm *vm)

@@ -44,6 +44,7 @@ struct vm_config {
 	unsigned int nnets;
 	struct vm_net nets[VM_MAX_NETS];
 	bool rng;
+	bool restore;             /* state comes from a snapshot: no kernel load */
 };
 
 /* vmm's exit codes (docs/cli.md). */
@@ -108,6 +109,9 @@ int vm_start(struct vm *vm);
 /* Park every vCPU outside KVM_RUN; returns once all are parked. Idempotent. */
 int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
+/* Before vm_start: the vCPUs park before their first instruction (a
+ * restored guest started with --paused). */
+void vm_pause_before_start(struct vm *vm);
 bool vm_is_paused(struct vm *vm);
 /* Ask vmm to end with code; the first request wins. Callable from any thread. */
 void vm_request_exit(struct vm *vm, int code, const char *fmt, ...)
