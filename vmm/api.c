@@ -23,6 +23,7 @@
 struct api_client {
 	struct api *api;
 	int fd;
+	int passed_fd;          /* a descriptor the client sent (SCM_RIGHTS), or -1 */
 	size_t len;
 	char buf[API_MAX_LINE];
 	struct api_client *next;
@@ -35,6 +36,7 @@ struct api {
 	char *path;
 	unsigned int nclients;
 	struct api_client *clients;
+	int request_fd;         /* the passed descriptor of the request being run */
 	struct timespec started;
 };
 
@@ -153,8 +155,12 @@ static int api_cmd_checkpoint(struct api *api, const struct api_request *req,
 	int r;
 
 	json_get_bool(json_object_get(req->arguments, "overwrite"), &overwrite);
-	if (!out || out[0] != '/') {
-		*err = "checkpoint needs \"out\": an absolute path";
+	if (!out || (out[0] != '/' && strcmp(out, "-"))) {
+		*err = "checkpoint needs \"out\": an absolute path, or \"-\" with a descriptor passed";
+		return -EINVAL;
+	}
+	if (!strcmp(out, "-") && api->request_fd < 0) {
+		*err = "checkpoint to \"-\" needs the client to pass the descriptor to write to";
 		return -EINVAL;
 	}
 	if (mode && strcmp(mode, "full")) {
@@ -168,14 +174,22 @@ static int api_cmd_checkpoint(struct api *api, const struct api_request *req,
 		return -EINVAL;
 	}
 	leave_paused = strcmp(then, "resume") != 0;
-	r = snap_stream_create_file(out, overwrite, &s);
+	if (!strcmp(out, "-")) {
+		/* The client's descriptor (a pipe, a socket, its stdout): streamed,
+		 * no page alignment, nothing to rename. */
+		r = snap_stream_open_fd(api->request_fd, SNAP_STREAM_WRITE, true, &s);
+		if (!r)
+			api->request_fd = -1;   /* the stream owns it now */
+	} else {
+		r = snap_stream_create_file(out, overwrite, &s);
+	}
 	if (r) {
 		snprintf(msg, sizeof(msg), "checkpoint: cannot create %s: %s%s", out, strerror(-r),
 			 r == -EEXIST ? " (use --force to replace it)" : "");
 		*err = msg;
 		return r;
 	}
-	r = checkpoint_full(api->vm, s, true, leave_paused, &res, msg,
+	r = checkpoint_full(api->vm, s, strcmp(out, "-") != 0, leave_paused, &res, msg,
 			    sizeof(msg));
 	if (r) {
 		snap_stream_close(s);   /* the temporary file disappears */
@@ -301,6 +315,8 @@ static void api_client_close(struct api_client *c)
 	}
 	loop_del(api->loop, c->fd);
 	close(c->fd);
+	if (c->passed_fd >= 0)
+		close(c->passed_fd);
 	api->nclients--;
 	free(c);
 }
@@ -326,7 +342,13 @@ static bool api_client_respond(struct api_client *c, const char *line, size_t le
 	bool ok;
 
 	json_writer_init(&w);
+	c->api->request_fd = c->passed_fd;
 	api_handle_line(c->api, line, len, &w);
+	/* A descriptor goes with one request: consumed, or closed now. */
+	if (c->api->request_fd >= 0)
+		close(c->api->request_fd);
+	c->api->request_fd = -1;
+	c->passed_fd = -1;
 	text = json_writer_text(&w);
 	ok = text && api_send_line(c->fd, text);
 	json_writer_free(&w);
@@ -336,9 +358,26 @@ static bool api_client_respond(struct api_client *c, const char *line, size_t le
 static void api_client_input(void *opaque, int fd, uint32_t events)
 {
 	struct api_client *c = opaque;
-	ssize_t n = recv(fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = { c->buf + c->len, sizeof(c->buf) - c->len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = control.buf, .msg_controllen = sizeof(control.buf) };
+	ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	size_t start = 0;
 
+	/* One descriptor may ride with a request (checkpoint --out -). */
+	for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm;
+	     cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+			if (c->passed_fd >= 0)
+				close(c->passed_fd);
+			memcpy(&c->passed_fd, CMSG_DATA(cm), sizeof(int));
+		}
+	}
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n <= 0) {
@@ -386,6 +425,7 @@ static void api_accept(void *opaque, int fd, uint32_t events)
 	}
 	c->api = api;
 	c->fd = cfd;
+	c->passed_fd = -1;
 	c->len = 0;
 	c->next = api->clients;
 	api->clients = c;
@@ -437,6 +477,7 @@ int api_create(struct vm *vm, struct loop *loop, const char *path, struct api **
 	api->vm = vm;
 	api->loop = loop;
 	api->listen_fd = -1;
+	api->request_fd = -1;
 	clock_gettime(CLOCK_MONOTONIC, &api->started);
 	api->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (api->listen_fd < 0)

@@ -38,5 +38,7 @@ void api_destroy(struct api *api);
 int api_client_call(const char *path, const char *cmd, char **response);
 /* The same with a whole request line (no newline). */
 int api_client_request(const char *path, const char *line, char **response);
+/* ... passing descriptor pass_fd along with it (SCM_RIGHTS), if >= 0. */
+int api_client_request_fd(const char *path, const char *line, int pass_fd, char **response);
 
 #endif

@@ -86,16 +86,33 @@ static int api_client_read_line(int fd, const char *path, char **response)
 	}
 }
 
-int api_client_request(const char *path, const char *line, char **response)
+int api_client_request_fd(const char *path, const char *line, int pass_fd, char **response)
 {
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
 	size_t n = strlen(line);
+	struct iovec iov[2] = { { (void *)line, n }, { "\n", 1 } };
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
 	int fd, err;
 
+	if (pass_fd >= 0) {
+		struct cmsghdr *cm;
+
+		memset(&control, 0, sizeof(control));
+		msg.msg_control = control.buf;
+		msg.msg_controllen = sizeof(control.buf);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+	}
 	fd = api_client_connect(path);
 	if (fd < 0)
 		return fd;
-	if (send(fd, line, n, MSG_NOSIGNAL) != (ssize_t)n ||
-	    send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
+	if (sendmsg(fd, &msg, MSG_NOSIGNAL) != (ssize_t)(n + 1)) {
 		err = -errno;
 		log_err("control socket %s: sending the request: %s", path, strerror(-err));
 		close(fd);
@@ -104,6 +121,11 @@ int api_client_request(const char *path, const char *line, char **response)
 	err = api_client_read_line(fd, path, response);
 	close(fd);
 	return err;
+}
+
+int api_client_request(const char *path, const char *line, char **response)
+{
+	return api_client_request_fd(path, line, -1, response);
 }
 
 int api_client_call(const char *path, const char *cmd, char **response)

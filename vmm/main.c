@@ -123,6 +123,8 @@ int vmm_serve(struct vm_config *cfg_in, struct snap_reader *restore, bool paused
 	}
 	if (console_open(&console, cfg.console, cfg.console_path) < 0)
 		goto out;
+	if (cfg.stdin_taken)
+		console.in_fd = -1;
 	if (vm_create(&cfg, console.out_fd, &ctx.vm) < 0)
 		goto out;
 	if (restore) {

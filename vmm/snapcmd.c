@@ -87,11 +87,15 @@ int cmd_checkpoint(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(out, "-")) {
-		log_err("--out -: checkpoints to a pipe are not available in this build yet; give a file");
-		return 2;
-	}
-	if (absolute_path(out, path, sizeof(path)))
+		/* Streamed to our stdout: vmm writes into the descriptor we pass. */
+		if (isatty(STDOUT_FILENO)) {
+			log_err("--out -: refusing to write a snapshot to a terminal");
+			return 2;
+		}
+		snprintf(path, sizeof(path), "-");
+	} else if (absolute_path(out, path, sizeof(path))) {
 		return 1;
+	}
 	json_writer_init(&w);
 	json_write_object_begin(&w);
 	json_write_key(&w, "execute");
@@ -108,7 +112,9 @@ int cmd_checkpoint(int argc, char **argv)
 	json_write_bool(&w, force);
 	json_write_object_end(&w);
 	json_write_object_end(&w);
-	if (!json_writer_text(&w) || api_client_request(sock, json_writer_text(&w), &response) < 0)
+	if (!json_writer_text(&w) ||
+	    api_client_request_fd(sock, json_writer_text(&w), strcmp(path, "-") ? -1 : STDOUT_FILENO,
+				  &response) < 0)
 		goto out;
 	if (json_parse(response, strlen(response), &doc, &errmsg) < 0) {
 		log_err("control socket %s: malformed response: %s", sock, errmsg);
@@ -129,7 +135,9 @@ int cmd_checkpoint(int argc, char **argv)
 		json_get_u64(json_object_get(ret, "bytes"), &bytes);
 		json_get_double(json_object_get(ret, "seconds"), &secs);
 		json_get_double(json_object_get(ret, "pause_ms"), &pause);
-		printf("checkpoint: %s: %.1f MiB in %.3f s (%.0f MB/s), guest paused %.1f ms\n",
+		/* With --out -, stdout is the snapshot: the report goes to stderr. */
+		fprintf(strcmp(path, "-") ? stdout : stderr,
+			"checkpoint: %s: %.1f MiB in %.3f s (%.0f MB/s), guest paused %.1f ms\n",
 		       path, (double)bytes / (1 << 20), secs, secs > 0 ? (double)bytes / secs / 1e6 : 0,
 		       pause);
 	}
@@ -249,6 +257,7 @@ int cmd_restore(int argc, char **argv)
 		cfg.nets[i].tap = nets[i];
 	cfg.restore = true;
 	cfg.api_sock = sock;
+	cfg.stdin_taken = !strcmp(from, "-");   /* the snapshot, not console input */
 	if (console && !strcmp(console, "none")) {
 		cfg.console = VM_CONSOLE_NONE;
 	} else if (console && !strncmp(console, "file=", 5) && console[5]) {

@@ -45,6 +45,7 @@ struct vm_config {
 	struct vm_net nets[VM_MAX_NETS];
 	bool rng;
 	bool restore;             /* state comes from a snapshot: no kernel load */
+	bool stdin_taken;         /* stdin carries the snapshot: no console input */
 };
 
 /* vmm's exit codes (docs/cli.md). */

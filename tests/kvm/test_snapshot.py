@@ -93,6 +93,48 @@ def test_checkpoint_resume_keeps_running():
         v.kill()
 
 
+def test_pipe_checkpoint_to_pipe_restore():
+    v, sock = start_memtest("p")
+    try:
+        ck = subprocess.Popen([VMM_BIN, "checkpoint", "--api-sock", sock, "--out", "-",
+                               "--then", "exit"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        rs = subprocess.Popen([VMM_BIN, "restore", "--from", "-"], stdin=ck.stdout,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ck.stdout.close()
+        out, err = rs.communicate(timeout=120)
+        ck_err = ck.communicate(timeout=30)[1].decode()
+        check(ck.returncode == 0 and "checkpoint: -:" in ck_err, "checkpoint to a pipe", ck_err)
+        check(rs.returncode == 0 and "MEMTEST result=PASS" in out and "MEMTEST start" not in out,
+              "restore from a pipe carries on and passes", out[-2000:] + err)
+        check(v.wait(30)[0] == 0, "the source ended with 0")
+    finally:
+        v.kill()
+
+
+def test_restore_paused_then_resume():
+    v, sock = start_memtest("q")
+    snap = os.path.join(TMP, "q.snap")
+    try:
+        checkpoint(sock, snap, "exit")
+        v.wait(60)
+    finally:
+        v.kill()
+    sock2 = os.path.join(TMP, "q2.sock")
+    r = Vmm(["restore", "--from", snap, "--paused", "--api-sock", sock2])
+    try:
+        deadline = time.time() + 20
+        while not os.path.exists(sock2) and time.time() < deadline:
+            time.sleep(0.05)
+        code, out, _ = client("status", "--api-sock", sock2)
+        check(code == 0 and json.loads(out)["state"] == "paused", "restored paused", out)
+        check(not [l for l in r.read_lines(0.5) if l.startswith("HB")], "no heartbeat while paused")
+        check(client("resume", "--api-sock", sock2)[0] == 0, "resume")
+        r.wait_for("MEMTEST result=PASS", 60)
+        check(r.wait(30)[0] == 0, "exit 0")
+    finally:
+        r.kill()
+
+
 def test_inspect_and_damage():
     v, sock = start_memtest("c")
     snap = os.path.join(TMP, "c.snap")
@@ -160,6 +202,7 @@ def test_enospc_leaves_guest_running_and_no_file():
 if __name__ == "__main__":
     try:
         main([test_checkpoint_exit_restore_carries_on, test_checkpoint_resume_keeps_running,
+              test_pipe_checkpoint_to_pipe_restore, test_restore_paused_then_resume,
               test_inspect_and_damage, test_enospc_leaves_guest_running_and_no_file])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
