@@ -517,11 +517,14 @@ static void io_rng(struct io_run *run, struct kit_virtio_dev *dev, unsigned int 
 
 /* ----------------------------------------------------------------- main --- */
 
+static void io_run_devices(struct io_run *run, struct kit_virtio_dev *devs, unsigned int n,
+			   bool do_net);
+
 static void io_run_all(struct io_run *run)
 {
 	static struct kit_virtio_dev devs[KIT_VIRTIO_MAX_DEVS];
 	unsigned int skipped, n = kit_virtio_discover(devs, KIT_VIRTIO_MAX_DEVS, &skipped);
-	unsigned int nblk = 0, nnet = 0, nrng = 0, d;
+	unsigned int nblk = 0, nnet = 0, nrng = 0;
 	bool do_net = kit_param_u64("io.net", 1) != 0;
 
 	for (unsigned int i = 0; i < n; i++) {
@@ -549,7 +552,23 @@ static void io_run_all(struct io_run *run)
 			}
 		}
 	}
-	d = 0;
+	/* io.rounds=N repeats the device checks (each round re-initialises
+	 * the devices), so a checkpoint can land in the middle of I/O. */
+	for (uint64_t round = 1, rounds = kit_param_u64("io.rounds", 1); round <= rounds &&
+	     !run->failed; round++) {
+		if (rounds > 1)
+			kit_printf("IOTEST round %llu of %llu\n", (unsigned long long)round,
+				   (unsigned long long)rounds);
+		io_run_devices(run, devs, n, do_net);
+		kit_delay_ns(kit_param_u64("io.round_ms", 0) * 1000000);
+	}
+}
+
+static void io_run_devices(struct io_run *run, struct kit_virtio_dev *devs, unsigned int n,
+			   bool do_net)
+{
+	unsigned int d = 0;
+
 	for (unsigned int i = 0; i < n; i++)
 		if (devs[i].device_id == KIT_VIRTIO_ID_BLK)
 			io_blk(run, &devs[i], d++);

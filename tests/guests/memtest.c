@@ -9,7 +9,9 @@
  * paced to mem.rate MiB/s, with a heartbeat line every mem.hb_ms. After
  * mem.secs every owner verifies all its pages once more and the boot vCPU
  * prints the verdict. The TSC may jump (restore): deadlines restart from
- * "now" instead of catching up (forward) or stalling (backward). */
+ * "now" instead of catching up (forward) or stalling (backward).
+ * mem.idle=1 (benchmarks): after the fill print a "filled" line, then only
+ * heartbeats, no rewrites, so the memory stays as filled. */
 #include "kit.h"
 
 #define PAGE_SIZE	4096
@@ -18,7 +20,7 @@
 #define BURST_NS	100000000ull	/* most credit a paused vCPU may bank */
 
 struct memtest {
-	uint64_t mib, rate, secs, hb_ms, inject;
+	uint64_t mib, rate, secs, hb_ms, inject, idle;
 	unsigned int ncpu;
 	uint64_t base;
 	uint64_t npages;
@@ -140,6 +142,7 @@ static void memtest_setup(void)
 	mt.secs = kit_param_u64("mem.secs", 5);
 	mt.hb_ms = kit_param_u64("mem.hb_ms", 500);
 	mt.inject = kit_param_u64("mem.inject", 0);
+	mt.idle = kit_param_u64("mem.idle", 0);
 	mt.ncpu = kit_cpu_count();
 	if (!mt.mib || mt.mib > (1ull << 24))
 		kit_panic("memtest: mem.mib=%llu out of range", (unsigned long long)mt.mib);
@@ -177,6 +180,10 @@ static void memtest_run(struct memtest_cpu *mc)
 		memtest_heartbeat(mc, now);
 		if (mt.secs && now >= end_ns)
 			return;
+		if (mt.idle) {
+			kit_cpu_relax();
+			continue;
+		}
 		if (cost_ps) {
 			if (next_ps > now_ps + BURST_NS * 1000)	/* TSC went back */
 				next_ps = now_ps;
@@ -215,6 +222,10 @@ void kit_main(unsigned int cpu, const void *boot_params)
 	mc.hb_next_ns = mt.t0_ns + mt.hb_ms * 1000000;
 	for (uint64_t p = cpu; p < mt.npages; p += mt.ncpu)
 		memtest_write(p, 1);
+	if (mt.idle)
+		kit_printf("MEMTEST filled cpu=%u pages=%llu ms=%llu\n", cpu,
+			   (unsigned long long)mc.own,
+			   (unsigned long long)((kit_now_ns() - mt.t0_ns) / 1000000));
 	/* Self-test of the checker: corrupt one word of each of the first
 	 * mem.inject pages this vCPU owns, behind the generation's back. */
 	for (uint64_t i = 0; i < mt.inject && i < mc.own; i++)

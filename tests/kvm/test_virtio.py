@@ -2,6 +2,7 @@
 in a network namespace this test creates, and the host's entropy."""
 
 import array
+import re
 import os
 import shutil
 import subprocess
@@ -152,6 +153,53 @@ def test_net_frames_both_ways():
         ns.close()
 
 
+def test_checkpoint_restore_mid_io():
+    """A guest doing disk, network and rng I/O in rounds is checkpointed in
+    the middle, restored in a new process, and its I/O goes on and passes."""
+    ns = NetNs("vmtap1")
+    echo = None
+    img = make_image("mid.img", 16)
+    snap = os.path.join(TMP, "mid.snap")
+    sock = os.path.join(TMP, "mid.sock")
+    args = ["--kernel", guest("iotest"), "--mem", "256M", "--disk", img, "--rng",
+            "--net", "tap=%s" % ns.tap, "--cmdline", "io.rounds=60 io.round_ms=100 io.net.count=32"]
+    try:
+        echo = subprocess.Popen(ns.prefix() + ["python3", os.path.join(os.path.dirname(
+            os.path.abspath(__file__)), "net_echo.py"), ns.tap], stdout=subprocess.PIPE, text=True)
+        check(echo.stdout.readline().strip() == "echo ready", "the host echo started")
+        src = subprocess.Popen(ns.prefix() + [VMM_BIN, "run", "--api-sock", sock] + args,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out = ""
+        while "IOTEST round 5 " not in out:
+            line = src.stdout.readline()
+            if not line:
+                raise Failure("the source guest ended early:\n" + out + src.stderr.read())
+            out += line
+        p = subprocess.run([VMM_BIN, "checkpoint", "--api-sock", sock, "--out", snap,
+                            "--then", "exit"], capture_output=True, text=True, timeout=120)
+        check(p.returncode == 0, "checkpoint mid-I/O", p.stdout + p.stderr)
+        rest, err = src.communicate(timeout=60)
+        check(src.returncode == 0, "the source exits 0", err)
+        rounds_before = [int(x) for x in re.findall(r"IOTEST round (\d+) ", out + rest)]
+        r = run(["restore", "--from", snap], timeout=300, prefix=ns.prefix())
+        check(r.code == 0 and "IOTEST result=PASS" in r.out, "the restored guest's I/O passes",
+              r.describe())
+        after = [int(x) for x in re.findall(r"IOTEST round (\d+) ", r.out)]
+        check(after and after[0] >= max(rounds_before) and max(after) == 60,
+              "rounds go on after the restore (%d -> %s...)" % (max(rounds_before), after[:2]),
+              r.out[-1500:])
+        check("IOTEST devices" not in r.out, "the restored guest did not boot again", r.out[:500])
+        data = open(img, "rb").read()
+        exp = bytearray(host_pattern(0, 16 * MIB))
+        exp[8 * MIB:10 * MIB] = guest_pattern(8 * MIB, 2 * MIB)
+        exp[12 * MIB:12 * MIB + 65536] = bytes(65536)
+        check(data == bytes(exp), "the disk holds exactly what the guest wrote")
+    finally:
+        if echo and echo.poll() is None:
+            echo.kill()
+        ns.close()
+
+
 def test_net_errors():
     r = run(["run", "--kernel", guest("hello"), "--net", "tap=" + "x" * 20])
     check(r.code == 1 and "at most 15 characters" in r.err, "too long a tap name", r.describe())
@@ -171,6 +219,7 @@ def test_disk_errors():
 if __name__ == "__main__":
     try:
         main([test_blk_read_write_flush, test_blk_read_only, test_rng, test_all_devices_together,
-              test_net_frames_both_ways, test_net_errors, test_disk_errors])
+              test_net_frames_both_ways, test_checkpoint_restore_mid_io, test_net_errors,
+              test_disk_errors])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
