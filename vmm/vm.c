@@ -423,6 +423,11 @@ void vm_pause_before_start(struct vm *vm)
 int vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
+	/* Tell guests using kvmclock that they were stopped, so their
+	 * watchdogs do not fire on the gap (EINVAL if the guest has none). */
+	if (vm->paused)
+		for (unsigned int i = 0; i < vm->ncpus; i++)
+			ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0);
 	__atomic_store_n(&vm->pause_req, false, __ATOMIC_RELEASE);
 	vm->paused = false;
 	pthread_cond_broadcast(&vm->cond);
