@@ -1,4 +1,5 @@
 #include "snapshot/registry.h"
+#include "snapshot/format.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,20 +10,10 @@ void snap_registry_init(struct snap_registry *reg)
 	memset(reg, 0, sizeof(*reg));
 }
 
+/* The format's rule for section names (one definition, in format.c). */
 bool snap_registry_name_valid(const char *name)
 {
-	size_t len = name ? strlen(name) : 0;
-
-	if (len == 0 || len > SNAP_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-		      c == '-'))
-			return false;
-	}
-	return true;
+	return name && snap_format_name_valid(name, strlen(name));
 }
 
 struct snap_section *snap_registry_find(struct snap_registry *reg, const char *name,
