@@ -360,33 +360,25 @@ static void blk_build_config(struct virtio_blk *b)
 	memcpy(b->config + 52, &one, 4);            /* max_write_zeroes_seg */
 }
 
-static const struct virtio_dev_ops blk_ops_rw = {
-	.device_id = 2,
-	.num_queues = 1,
-	.queue_max = BLK_QUEUE_MAX,
-	.features = (1ULL << BLK_F_SEG_MAX) | (1ULL << BLK_F_BLK_SIZE) | (1ULL << BLK_F_FLUSH) |
-		    (1ULL << BLK_F_DISCARD) | (1ULL << BLK_F_WRITE_ZEROES) |
-		    (1ULL << VIRTIO_F_INDIRECT_DESC) | (1ULL << VIRTIO_F_EVENT_IDX),
-	.config_size = 60,
-	.config_read = blk_config_read,
-	.reset = blk_reset,
-	.queue_notify = blk_queue_notify,
-	.quiesce = blk_quiesce,
-};
+/* Writable and read-only disks differ only in the features they offer. */
+#define BLK_FEATURES_COMMON ((1ULL << BLK_F_SEG_MAX) | (1ULL << BLK_F_BLK_SIZE) | \
+			     (1ULL << BLK_F_FLUSH) | (1ULL << VIRTIO_F_INDIRECT_DESC) | \
+			     (1ULL << VIRTIO_F_EVENT_IDX))
+#define BLK_OPS(extra_features) {					\
+	.device_id = 2,							\
+	.num_queues = 1,						\
+	.queue_max = BLK_QUEUE_MAX,					\
+	.features = BLK_FEATURES_COMMON | (extra_features),		\
+	.config_size = 60,						\
+	.config_read = blk_config_read,					\
+	.reset = blk_reset,						\
+	.queue_notify = blk_queue_notify,				\
+	.quiesce = blk_quiesce,						\
+}
 
-static const struct virtio_dev_ops blk_ops_ro = {
-	.device_id = 2,
-	.num_queues = 1,
-	.queue_max = BLK_QUEUE_MAX,
-	.features = (1ULL << BLK_F_SEG_MAX) | (1ULL << BLK_F_BLK_SIZE) | (1ULL << BLK_F_FLUSH) |
-		    (1ULL << BLK_F_RO) |
-		    (1ULL << VIRTIO_F_INDIRECT_DESC) | (1ULL << VIRTIO_F_EVENT_IDX),
-	.config_size = 60,
-	.config_read = blk_config_read,
-	.reset = blk_reset,
-	.queue_notify = blk_queue_notify,
-	.quiesce = blk_quiesce,
-};
+static const struct virtio_dev_ops blk_ops_rw =
+	BLK_OPS((1ULL << BLK_F_DISCARD) | (1ULL << BLK_F_WRITE_ZEROES));
+static const struct virtio_dev_ops blk_ops_ro = BLK_OPS(1ULL << BLK_F_RO);
 
 static int blk_open(struct virtio_blk *b, const char *path, bool ro)
 {
