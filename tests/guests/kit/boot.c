@@ -224,13 +224,7 @@ uint64_t kit_param_u64(const char *name, uint64_t def)
 		char c = val[i];
 		unsigned int d;
 
-		if (c >= '0' && c <= '9')
-			d = c - '0';
-		else if (base == 16 && c >= 'a' && c <= 'f')
-			d = c - 'a' + 10;
-		else if (base == 16 && c >= 'A' && c <= 'F')
-			d = c - 'A' + 10;
-		else
+		if (!kit_digit(c, base, &d))
 			break;
 		if (n > (UINT64_MAX - d) / base)
 			kit_panic("kit: parameter %s=%.*s overflows", name,

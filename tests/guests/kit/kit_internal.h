@@ -44,4 +44,18 @@ void kit_vformat(struct kit_sink *sink, const char *fmt, va_list ap);
 void kit_console_vprintf_locked(const char *fmt, va_list ap);
 void kit_console_puts_locked(const char *s);
 
+/* The value of digit c in base 10 or 16, for the kit's number parsers. */
+static inline bool kit_digit(char c, unsigned int base, unsigned int *d)
+{
+	if (c >= '0' && c <= '9')
+		*d = (unsigned int)(c - '0');
+	else if (base == 16 && c >= 'a' && c <= 'f')
+		*d = (unsigned int)(c - 'a' + 10);
+	else if (base == 16 && c >= 'A' && c <= 'F')
+		*d = (unsigned int)(c - 'A' + 10);
+	else
+		return false;
+	return true;
+}
+
 #endif

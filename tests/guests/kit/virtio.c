@@ -2,6 +2,7 @@
  * command line, the version-2 init sequence, and split virtqueues driven
  * by polling. Everything runs in ring 3; register accesses are plain
  * 32-bit MMIO (each one a VM exit). */
+#include "kit_internal.h"
 #include "virtio.h"
 
 /* virtio-mmio registers (virtio 1.x, 4.2.2). */
@@ -152,13 +153,7 @@ static bool virtio_parse_num(const char *s, size_t *i, size_t end, bool suffix,
 		char c = s[*i];
 		unsigned int d;
 
-		if (c >= '0' && c <= '9')
-			d = c - '0';
-		else if (base == 16 && c >= 'a' && c <= 'f')
-			d = c - 'a' + 10;
-		else if (base == 16 && c >= 'A' && c <= 'F')
-			d = c - 'A' + 10;
-		else
+		if (!kit_digit(c, base, &d))
 			break;
 		if (n > (UINT64_MAX - d) / base)
 			return false;
