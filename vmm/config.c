@@ -107,7 +107,7 @@ void config_print_run_help(FILE *f)
 	      f);
 }
 
-static int config_parse_console(const char *s, struct vm_config *cfg)
+int config_parse_console(const char *s, struct vm_config *cfg)
 {
 	if (strcmp(s, "stdio") == 0) {
 		cfg->console = VM_CONSOLE_STDIO;

@@ -20,5 +20,7 @@ int config_parse_uint(const char *s, unsigned int *out);
  * printed, or -EINVAL after printing one line naming the problem. */
 int config_parse_run(int argc, char **argv, struct vm_config *cfg, int *verbosity);
 void config_print_run_help(FILE *f);
+/* --console stdio|none|file=PATH into cfg; -EINVAL after logging why. */
+int config_parse_console(const char *s, struct vm_config *cfg);
 
 #endif

@@ -29,6 +29,12 @@ void log_set_level(enum log_level level)
 	log_level = level;
 }
 
+void log_set_verbosity(int verbosity)
+{
+	log_set_level(verbosity < 0 ? LOG_ERR : verbosity == 0 ? LOG_WARN :
+		      verbosity == 1 ? LOG_INFO : LOG_DEBUG);
+}
+
 enum log_level log_get_level(void)
 {
 	return log_level;

@@ -6,6 +6,8 @@
 enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 void log_set_level(enum log_level level);
+/* From -q (negative), nothing (0), -v (1), -vv (2 or more). */
+void log_set_verbosity(int verbosity);
 /* Debug lines show milliseconds since this call (made first thing in main). */
 void log_mark_start(void);
 enum log_level log_get_level(void);

@@ -83,12 +83,6 @@ static int block_run_signals(sigset_t *set)
 	return pthread_sigmask(SIG_BLOCK, set, NULL) ? -EINVAL : 0;
 }
 
-static void set_log_level(int verbosity)
-{
-	log_set_level(verbosity < 0 ? LOG_ERR : verbosity == 0 ? LOG_WARN :
-		      verbosity == 1 ? LOG_INFO : LOG_DEBUG);
-}
-
 static int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
@@ -97,7 +91,7 @@ static int cmd_run(int argc, char **argv)
 	err = config_parse_run(argc, argv, &cfg, &verbosity);
 	if (err)
 		return err > 0 ? 0 : VM_EXIT_USAGE;
-	set_log_level(verbosity);
+	log_set_verbosity(verbosity);
 	return vmm_serve(&cfg, NULL, false);
 }
 

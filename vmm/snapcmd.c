@@ -232,8 +232,7 @@ int cmd_restore(int argc, char **argv)
 		log_err("usage: vmm restore --from FILE|- [--paused] [--api-sock PATH]");
 		return 2;
 	}
-	log_set_level(verbosity < 0 ? LOG_ERR : verbosity == 0 ? LOG_WARN :
-		      verbosity == 1 ? LOG_INFO : LOG_DEBUG);
+	log_set_verbosity(verbosity);
 	if (open_snapshot(from, &s, &r, err, sizeof(err))) {
 		log_err("restore: %s", err);
 		return 1;
@@ -258,13 +257,7 @@ int cmd_restore(int argc, char **argv)
 	cfg.restore = true;
 	cfg.api_sock = sock;
 	cfg.stdin_taken = !strcmp(from, "-");   /* the snapshot, not console input */
-	if (console && !strcmp(console, "none")) {
-		cfg.console = VM_CONSOLE_NONE;
-	} else if (console && !strncmp(console, "file=", 5) && console[5]) {
-		cfg.console = VM_CONSOLE_FILE;
-		cfg.console_path = console + 5;
-	} else if (console && strcmp(console, "stdio")) {
-		log_err("--console '%s': expected stdio, none or file=PATH", console);
+	if (console && config_parse_console(console, &cfg)) {
 		code = 2;
 		goto out;
 	}
